@@ -1,0 +1,186 @@
+"""The links stage as Beam transforms: dump files → one row per link, plus rejects.
+
+    files ─► ReadDumpBatches ─► Reshuffle ─► ParseAndFilter ─► DropDuplicatePosts
+                                                 │                    │
+                                              rejects          AggregateLinks (combiner)
+                                                                      │
+                                                         links/part-*.parquet
+
+A compressed dump cannot be split, so each file is read by one DoFn call and
+the Reshuffle right after spreads its line batches over all workers.
+Counters are `webtext:links.<reason>` plus `links.records_read`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from beam_jobs.files import open_binary
+from beam_jobs.sharded_parquet import WriteSortedShards
+from webtext_pipeline.links.aggregate import (
+    LinkAccumulator,
+    karma_sum_rejects,
+    pick_duplicate,
+)
+from webtext_pipeline.links.dumps import DumpError, LineBatch, iter_batches
+from webtext_pipeline.links.submissions import STAGE, LinkFilter, LinkRules, Post
+from webtext_pipeline.records import LINKS_SCHEMA, REJECTS_SCHEMA, Reject
+
+NAMESPACE = "webtext"
+REJECTS = "rejects"
+RECORDS_READ = "links.records_read"
+
+
+def count(name: str, value: int = 1) -> None:
+    Metrics.counter(NAMESPACE, name).inc(value)
+
+
+def reject_sort_key(row: dict) -> tuple:
+    return (row["stage"], row["key"], row["reason"], row["detail"])
+
+
+class ReadDumpBatches(beam.DoFn):
+    """One dump file → LineBatches; a truncated or corrupt file → one reject, run goes on."""
+
+    def process(self, path: str) -> Iterator:
+        with open_binary(path) as handle:
+            for item in iter_batches(handle, path):
+                if isinstance(item, DumpError):
+                    count(RECORDS_READ)
+                    count(f"{STAGE}.truncated_file")
+                    reject = Reject(STAGE, path, "truncated_file", str(item))
+                    yield beam.pvalue.TaggedOutput(REJECTS, reject.to_row())
+                else:
+                    yield item
+
+
+class ParseAndFilter(beam.DoFn):
+    """LineBatch → Posts (main output) and reject rows (tagged), counted per reason."""
+
+    def __init__(self, rules: LinkRules) -> None:
+        self.rules = rules
+        self.link_filter: LinkFilter | None = None
+
+    def setup(self) -> None:
+        self.link_filter = LinkFilter(self.rules)
+
+    def process(self, batch: LineBatch) -> Iterator:
+        reasons: Counter = Counter()
+        read = 0
+        apply = self.link_filter.apply
+        for index, line in enumerate(batch.lines):
+            if not line.strip():
+                continue
+            read += 1
+            result = apply(line, f"{batch.path}:{batch.first_line + index}")
+            if isinstance(result, Post):
+                reasons["kept"] += 1
+                yield result
+            else:
+                reasons[result.reason] += 1
+                yield beam.pvalue.TaggedOutput(REJECTS, result.to_row())
+        count(RECORDS_READ, read)
+        for reason, n in reasons.items():
+            count(f"{STAGE}.{reason}", n)
+
+
+def _drop_duplicate_posts(item: tuple[str, Iterable[Post]]) -> Iterator:
+    _post_id, posts = item
+    posts = list(posts)
+    if len(posts) == 1:
+        yield posts[0]
+        return
+    kept, rejects = pick_duplicate(posts)
+    count(f"{STAGE}.duplicate_post", len(rejects))
+    yield kept
+    for reject in rejects:
+        yield beam.pvalue.TaggedOutput(REJECTS, reject.to_row())
+
+
+class LinkCombineFn(beam.CombineFn):
+    """All posts of one URL key → one link row, as a true combiner."""
+
+    def create_accumulator(self) -> LinkAccumulator:
+        return LinkAccumulator()
+
+    def add_input(self, acc: LinkAccumulator, post: Post) -> LinkAccumulator:
+        return acc.add(post)
+
+    def merge_accumulators(self, accs: Iterable[LinkAccumulator]) -> LinkAccumulator:
+        accs = iter(accs)
+        merged = next(accs)
+        for acc in accs:
+            merged = merged.merge(acc)
+        return merged
+
+    def extract_output(self, acc: LinkAccumulator) -> dict:
+        return acc.to_row()
+
+
+def _apply_karma_sum(row: dict, min_karma: int) -> Iterator:
+    rejects = karma_sum_rejects(row, min_karma)
+    if not rejects:
+        yield row
+        return
+    count(f"{STAGE}.low_score_sum", len(rejects))
+    for reject in rejects:
+        yield beam.pvalue.TaggedOutput(REJECTS, reject.to_row())
+
+
+class ExtractLinks(beam.PTransform):
+    """PCollection of dump paths → (links rows, reject rows)."""
+
+    def __init__(self, rules: LinkRules) -> None:
+        super().__init__()
+        self.rules = rules
+
+    def expand(self, paths):
+        read = (
+            paths
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadDumpBatches"
+            >> beam.ParDo(ReadDumpBatches()).with_outputs(REJECTS, main="batches")
+        )
+        parsed = (
+            read.batches
+            | "SpreadBatches" >> beam.Reshuffle()
+            | "ParseAndFilter"
+            >> beam.ParDo(ParseAndFilter(self.rules)).with_outputs(REJECTS, main="posts")
+        )
+        unique = (
+            parsed.posts
+            | "KeyByPostId" >> beam.Map(lambda post: (post.post_id, post))
+            | "GroupByPostId" >> beam.GroupByKey()
+            | "DropDuplicatePosts"
+            >> beam.FlatMap(_drop_duplicate_posts).with_outputs(REJECTS, main="posts")
+        )
+        links = (
+            unique.posts
+            | "KeyByUrl" >> beam.Map(lambda post: (post.url_key, post))
+            | "AggregateLinks" >> beam.CombinePerKey(LinkCombineFn())
+            | "DropKey" >> beam.Values()
+        )
+        rejects = [read[REJECTS], parsed[REJECTS], unique[REJECTS]]
+        if self.rules.karma == "sum":
+            summed = links | "KarmaSum" >> beam.FlatMap(
+                _apply_karma_sum, self.rules.min_karma
+            ).with_outputs(REJECTS, main="links")
+            links = summed.links
+            rejects.append(summed[REJECTS])
+        return links, rejects | "FlattenRejects" >> beam.Flatten()
+
+
+def write_links(links, out_dir: str, num_shards: int, metadata: dict[str, str]):
+    return links | "WriteLinks" >> WriteSortedShards(
+        out_dir, "part", LINKS_SCHEMA, num_shards, lambda row: (row["url_key"],), metadata
+    )
+
+
+def write_rejects(rejects, out_dir: str, stage: str, num_shards: int):
+    return rejects | f"Write{stage.title()}Rejects" >> WriteSortedShards(
+        out_dir, f"{stage}-part", REJECTS_SCHEMA, num_shards, reject_sort_key
+    )

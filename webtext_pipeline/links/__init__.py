@@ -1,0 +1,1 @@
+"""Stage one: Reddit submissions → one row per outbound link with enough karma."""

@@ -1,0 +1,181 @@
+"""Find the monthly dump files and stream their lines, one bounded batch at a time.
+
+Decompression runs chunk by chunk through the codecs' incremental objects, so a
+20 GB month never sits in memory, and a file that ends mid-stream (a truncated
+download) or holds garbage is *noticed*: zstd's stream reader returns a short
+read silently, the incremental objects tell us the frame never ended.
+The library never opens paths itself: callers pass an opened binary file, so
+the Beam layer can hand in `gs://` files from Beam's FileSystems.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+ZSTD_MAX_WINDOW = 2**31
+READ_CHUNK = 1 << 16
+MAX_LINE_BYTES = 16 << 20
+BATCH_BYTES = 4 << 20
+DUMP_SUFFIXES = (".zst", ".xz", ".bz2", ".gz", ".json", ".ndjson", ".jsonl")
+_MONTH_RE = re.compile(r"(?:^|[^0-9])(\d{4})-(\d{2})(?:[^0-9]|$)")
+
+
+class Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+class _Identity:
+    """A pass-through 'codec' for plain JSON lines; never reaches eof."""
+
+    eof = False
+    unused_data = b""
+
+    def decompress(self, data: bytes) -> bytes:
+        return data
+
+
+def _zstd() -> Decompressor:
+    return zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).decompressobj()
+
+
+CODECS: dict[str, Callable[[], Decompressor]] = {
+    ".zst": _zstd,
+    ".xz": lzma.LZMADecompressor,
+    ".bz2": bz2.BZ2Decompressor,
+    ".gz": lambda: zlib.decompressobj(wbits=47),
+}
+
+
+class DumpError(Exception):
+    """A file that could not be read to its end; the message names what went wrong."""
+
+
+def month_of(path: str) -> str | None:
+    """The `YYYY-MM` a dump file's name carries (RS_2017-12.zst, RS_v2_2008-01.xz), or None."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    matches = _MONTH_RE.findall(name)
+    if not matches:
+        return None
+    year, month = matches[-1]
+    return f"{year}-{month}" if 1 <= int(month) <= 12 else None
+
+
+def is_dump_name(path: str) -> bool:
+    return path.lower().endswith(DUMP_SUFFIXES)
+
+
+def select_months(paths: list[str], cutoff: str) -> tuple[list[str], list[str]]:
+    """Split paths into (chosen: month ≤ cutoff, skipped: later or unnamed month), both sorted."""
+    chosen, skipped = [], []
+    for path in sorted(set(paths)):
+        month = month_of(path)
+        (chosen if month is not None and month <= cutoff else skipped).append(path)
+    return chosen, skipped
+
+
+def _codec_for(path: str) -> Decompressor:
+    for suffix, factory in CODECS.items():
+        if path.lower().endswith(suffix):
+            return factory()
+    return _Identity()
+
+
+def _decompressed_chunks(fileobj: BinaryIO, path: str) -> Iterator[bytes]:
+    """Yield decompressed bytes; raise DumpError if the stream is corrupt or ends early."""
+    codec = _codec_for(path)
+    in_stream = False
+    while chunk := _read(fileobj):
+        while chunk:
+            try:
+                out = codec.decompress(chunk)
+            except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, zlib.error) as exc:
+                raise DumpError(f"corrupt compressed data: {exc}") from None
+            in_stream = True
+            if out:
+                yield out
+            chunk = b""
+            if codec.eof:
+                # A finished frame or stream; concatenated ones follow in unused_data.
+                chunk, codec, in_stream = codec.unused_data, _codec_for(path), False
+    if in_stream and not isinstance(codec, _Identity):
+        raise DumpError("compressed stream ends before its end marker (truncated file)")
+
+
+def _read(fileobj: BinaryIO) -> bytes:
+    try:
+        return fileobj.read(READ_CHUNK)
+    except OSError as exc:
+        raise DumpError(f"read failed: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """Consecutive lines of one file; `first_line` is the 1-based number of lines[0]."""
+
+    path: str
+    first_line: int
+    lines: list[bytes]
+
+
+def iter_batches(
+    fileobj: BinaryIO, path: str, batch_bytes: int = BATCH_BYTES
+) -> Iterator[LineBatch | DumpError]:
+    """Yield LineBatches of complete lines; a DumpError last if the file is bad.
+
+    Blank lines stay in the batch so that `first_line + index` is the true
+    line number; consumers skip them (they are not records). A line longer than
+    MAX_LINE_BYTES is cut to that size and left for the parser to reject.
+    A partial last line of a truncated file is part of the lost tail.
+    """
+    pending = b""
+    batch: list[bytes] = []
+    size = 0
+    line_no = 0
+    first = 1
+    skipping = False  # inside an over-long line: drop bytes up to the next newline
+    error: DumpError | None = None
+    try:
+        for chunk in _decompressed_chunks(fileobj, path):
+            pending += chunk
+            if b"\n" not in chunk and len(pending) <= MAX_LINE_BYTES:
+                continue
+            *complete, pending = pending.split(b"\n")
+            if skipping and complete:  # the tail of an over-long line ends here
+                complete, skipping = complete[1:], False
+            if len(pending) > MAX_LINE_BYTES:
+                if not skipping:
+                    complete.append(pending[:MAX_LINE_BYTES])
+                pending, skipping = b"", True
+            for line in complete:
+                line_no += 1
+                line = line[:MAX_LINE_BYTES]
+                if not batch:
+                    first = line_no
+                batch.append(line)
+                size += len(line)
+                if size >= batch_bytes:
+                    yield LineBatch(path, first, batch)
+                    batch, size = [], 0
+    except DumpError as exc:
+        error = DumpError(f"{exc} after line {line_no}")
+        pending = b""
+    if pending.strip() and not skipping:
+        line_no += 1
+        if not batch:
+            first = line_no
+        batch.append(pending)
+    if batch:
+        yield LineBatch(path, first, batch)
+    if error is not None:
+        yield error

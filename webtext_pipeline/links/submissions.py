@@ -1,0 +1,216 @@
+"""Parse one Pushshift submission line and decide whether its link is kept.
+
+The decoder reads only the fields the rules need (msgspec skips the rest
+without building them), which is what makes parse+filter fast. Rules run in
+the order of `records.LINKS_REASONS`; a record is rejected with the first rule
+it fails, so every record has exactly one fate.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+from webtext_pipeline.records import Reject
+
+from . import urls
+
+STAGE = "links"
+REDDIT_DOMAINS = frozenset({"reddit.com", "redd.it", "reddit.co", "redditmedia.com"})
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class RawSubmission(msgspec.Struct, gc=False):
+    """The fields of a Pushshift submission the links stage reads (all optional)."""
+
+    id: str | None = None
+    url: str | None = None
+    created_utc: int | float | str | None = None
+    score: int | float | None = None
+    ups: int | float | None = None
+    subreddit: str | None = None
+    is_self: bool | None = None
+    over_18: bool | None = None
+    title: str | None = None
+    removed_by_category: str | None = None
+    promoted: bool | None = None
+    retrieved_on: int | float | str | None = None
+
+
+_DECODER = msgspec.json.Decoder(RawSubmission)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A submission that passed every per-record rule: one post of one link."""
+
+    post_id: str
+    url: str
+    url_key: str
+    domain: str
+    score: int
+    subreddit: str
+    created_utc: int
+    title: str
+    retrieved_on: int = 0
+
+
+def parse_cutoff(text: str) -> int:
+    """`YYYY-MM` → the first UTC second after that month; raises ValueError with a clear message."""
+    match = _MONTH_RE.match(text or "")
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"--cutoff {text!r} must be YYYY-MM, for example 2017-12")
+    year, month = int(match.group(1)), int(match.group(2))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+def _as_int(value: int | float | str | None) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            return int(float(value.strip()))
+        except ValueError:
+            return None
+    if value != value:  # NaN
+        return None
+    return int(value)
+
+
+def read_list(path: str | Path | None, default_name: str) -> frozenset[str]:
+    """A blocklist file: one lower-cased entry per line, '#' comments ignored."""
+    if path is None:
+        data = resources.files("webtext_pipeline.links").joinpath("data")
+        text = data.joinpath(default_name).read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    entries = (line.split("#", 1)[0].strip().lower() for line in text.splitlines())
+    return frozenset(entry.lstrip(".") for entry in entries if entry)
+
+
+@dataclass(frozen=True)
+class LinkRules:
+    """Every per-record rule's settings; picklable so Beam can ship it to workers."""
+
+    cutoff: str = "2017-12"
+    min_karma: int = 3
+    karma: str = "per-post"
+    keep_over_18: bool = False
+    subreddit_blocklist: str | None = None
+    domain_blocklist: str | None = None
+    extension_blocklist: str | None = None
+    _lists: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.karma not in ("per-post", "sum"):
+            raise ValueError(f"--karma {self.karma!r} must be per-post or sum")
+        parse_cutoff(self.cutoff)
+
+    @property
+    def cutoff_ts(self) -> int:
+        return parse_cutoff(self.cutoff)
+
+    def lists(self) -> dict[str, frozenset[str]]:
+        """The three blocklists, loaded once per process (lazily, after unpickling)."""
+        if not self._lists:
+            self._lists.update(
+                subreddits=read_list(self.subreddit_blocklist, "subreddits.txt"),
+                domains=read_list(self.domain_blocklist, "domains.txt"),
+                extensions=read_list(self.extension_blocklist, "extensions.txt"),
+            )
+        return self._lists
+
+
+class LinkFilter:
+    """Turns raw lines into `Post`s or `Reject`s under one set of `LinkRules`."""
+
+    def __init__(self, rules: LinkRules) -> None:
+        self.rules = rules
+        self.cutoff_ts = rules.cutoff_ts
+        self.min_karma = rules.min_karma
+        self.per_post = rules.karma == "per-post"
+        lists = rules.lists()
+        self.subreddits = lists["subreddits"]
+        self.domains = lists["domains"]
+        self.extensions = lists["extensions"]
+
+    def apply(self, line: bytes | str, where: str = "") -> Post | Reject:
+        """Decode one JSON line and run every rule; `where` names file:line for rejects."""
+        try:
+            raw = _DECODER.decode(line)
+        except msgspec.ValidationError as exc:
+            return Reject(STAGE, where, "bad_record", str(exc)[:200])
+        except msgspec.DecodeError as exc:
+            return Reject(STAGE, where, "bad_json", str(exc)[:200])
+        return self.check(raw, where)
+
+    def check(self, raw: RawSubmission, where: str = "") -> Post | Reject:
+        """The rules on an already-decoded submission (also used by the Reddit API source)."""
+        if not raw.id or not raw.url:
+            missing = "id" if not raw.id else "url"
+            return Reject(STAGE, raw.id or where, "missing_field", f"no {missing}")
+        key = raw.id
+        created = _as_int(raw.created_utc)
+        if created is None:
+            return Reject(STAGE, key, "bad_created_utc", repr(raw.created_utc)[:80])
+        if created >= self.cutoff_ts:
+            return Reject(STAGE, key, "after_cutoff", str(created))
+        if not raw.subreddit or raw.promoted:
+            return Reject(STAGE, key, "promoted_ad", "no subreddit" if not raw.subreddit else "")
+        if raw.removed_by_category or raw.url in ("[deleted]", "[removed]"):
+            return Reject(STAGE, key, "removed", raw.removed_by_category or raw.url)
+        score = _as_int(raw.score)
+        if score is None:
+            score = _as_int(raw.ups)
+        if score is None:
+            return Reject(STAGE, key, "no_score", "")
+        if self.per_post and score < self.min_karma:
+            return Reject(STAGE, key, "low_score", str(score))
+        return self._check_link(raw, key, created, score)
+
+    def _check_link(self, raw: RawSubmission, key: str, created: int, score: int) -> Post | Reject:
+        url = raw.url.strip()
+        if raw.is_self:
+            return Reject(STAGE, key, "self_post", "is_self")
+        try:
+            url_key = urls.normalize_url(url)
+        except urls.InvalidURL as exc:
+            if url.startswith("/r/") or url.startswith("/u/"):
+                return Reject(STAGE, key, "reddit_internal", url[:200])
+            return Reject(STAGE, key, "invalid_url", f"{exc}: {url[:200]}")
+        host = urls.host_of(url_key)
+        if host.startswith("self."):
+            return Reject(STAGE, key, "self_post", host)
+        domain = urls.registered_domain(host)
+        if domain in REDDIT_DOMAINS:
+            return Reject(STAGE, key, "reddit_internal", host)
+        if urls.is_wikipedia_host(host):
+            return Reject(STAGE, key, "wikipedia", host)
+        if raw.over_18 and not self.rules.keep_over_18:
+            return Reject(STAGE, key, "over_18", "")
+        subreddit = raw.subreddit.lower()
+        if subreddit in self.subreddits:
+            return Reject(STAGE, key, "blocked_subreddit", subreddit)
+        blocked = urls.host_matches(host, self.domains)
+        if blocked:
+            return Reject(STAGE, key, "blocked_domain", blocked)
+        extension = urls.path_extension(url_key)
+        if extension and extension in self.extensions:
+            return Reject(STAGE, key, "blocked_extension", extension)
+        return Post(
+            post_id=key,
+            url=url,
+            url_key=url_key,
+            domain=domain,
+            score=score,
+            subreddit=raw.subreddit,
+            created_utc=created,
+            title=raw.title or "",
+            retrieved_on=_as_int(raw.retrieved_on) or 0,
+        )
