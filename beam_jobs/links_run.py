@@ -6,7 +6,6 @@ records read (counter) = Σ n_posts over link rows + Σ reject rows.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -17,9 +16,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs.files import join, write_bytes_atomic
+from beam_jobs import stage_state
+from beam_jobs.files import join
 from beam_jobs.links_job import NAMESPACE, RECORDS_READ, ExtractLinks, write_links, write_rejects
-from webtext_pipeline import __version__
 from webtext_pipeline.links.submissions import LinkRules
 
 BYTES_PER_LINK_SHARD = 1 << 30  # ~1 GiB of compressed dumps per links shard
@@ -38,6 +37,7 @@ class LinksSummary:
     links: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    reused: bool = False
 
     @property
     def rejected(self) -> int:
@@ -98,6 +98,16 @@ def summarize(out: str, records_read: int, summary: LinksSummary) -> LinksSummar
     return summary
 
 
+def _rules_dict(rules: LinkRules) -> dict:
+    return {k: v for k, v in asdict(rules).items() if not k.startswith("_")}
+
+
+def _rules_fingerprint(rules: LinkRules) -> dict:
+    """The rules plus the blocklists' contents, so editing a list invalidates the stage."""
+    lists = {name: sorted(entries) for name, entries in rules.lists().items()}
+    return _rules_dict(rules) | {"lists": lists}
+
+
 def run_links(
     files: list[tuple[str, int]],
     skipped: list[str],
@@ -105,7 +115,16 @@ def run_links(
     out: str,
     options: PipelineOptions,
 ) -> LinksSummary:
-    """Run the links stage as its own pipeline and return its checked summary."""
+    """Run the links stage (or reuse its finished output) and return its checked summary."""
+    stage_dir = join(out, "links")
+    expected = stage_state.fingerprint("links", files, _rules_fingerprint(rules))
+    done = stage_state.reusable(stage_dir, expected)
+    if done:
+        fields = {k: done[k] for k in LinksSummary.__dataclass_fields__ if k in done}
+        return LinksSummary(**fields | {"reused": True})
+    stage_state.clear_outputs(
+        [join(stage_dir, "*"), join(out, "rejects", "links-part-*.parquet")]
+    )
     started = time.monotonic()
     shards = shard_counts(files)
     pipeline = beam.Pipeline(options=options)
@@ -115,12 +134,9 @@ def run_links(
     summary = LinksSummary(
         files=[{"path": path, "bytes": size} for path, size in files],
         skipped_files=skipped,
-        rules={k: v for k, v in asdict(rules).items() if not k.startswith("_")},
+        rules=_rules_dict(rules),
     )
     summarize(out, _counter(result, RECORDS_READ), summary)
     summary.seconds = round(time.monotonic() - started, 3)
-    stage = asdict(summary) | {"version": __version__, "balanced": summary.balanced}
-    write_bytes_atomic(
-        join(out, "links", "_stage.json"), json.dumps(stage, indent=2, sort_keys=True).encode()
-    )
+    stage_state.mark_complete(stage_dir, expected, asdict(summary) | {"balanced": summary.balanced})
     return summary

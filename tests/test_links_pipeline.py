@@ -100,3 +100,16 @@ def test_build_runs_the_links_stage_on_the_embedded_sample(tmp_path, capsys):
     assert "embedded sample" in printed and "build: ran links" in printed
     assert "balanced" in printed and "RS_2018-01.zst" in printed  # skipped: after the cutoff
     assert list((tmp_path / "links").glob("part-*.parquet"))
+
+
+def test_rerun_reuses_finished_stage_and_option_change_recomputes(tmp_path, sample_dumps, capsys):
+    run_links(tmp_path, sample_dumps)
+    first = (tmp_path / "links" / "part-00000-of-00001.parquet").stat().st_mtime_ns
+    capsys.readouterr()
+    run_links(tmp_path, sample_dumps)
+    assert "reused the finished output" in capsys.readouterr().out
+    assert (tmp_path / "links" / "part-00000-of-00001.parquet").stat().st_mtime_ns == first
+    run_links(tmp_path, sample_dumps, "--min-karma", "10")
+    assert "reused" not in capsys.readouterr().out
+    rows = read(tmp_path / "links", "part-*")[0].column("score").to_pylist()
+    assert min(rows) >= 10

@@ -163,6 +163,8 @@ def _reddit_api_inputs(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def _print_links_summary(summary) -> None:
     width = max([len(r) for r in summary.rejects] + [len("records read")])
+    if summary.reused:
+        print("links: reused the finished output (same inputs and options)")
     print(f"links: {len(summary.files)} file(s) read, {len(summary.skipped_files)} skipped "
           f"(month after the cutoff or not a dump)")
     print(f"  {'records read':<{width}}  {summary.records_read:>10,}")

@@ -118,6 +118,14 @@ class SampleArticle:
     def url(self) -> str:
         return f"https://{self.site}/{self.slug}"
 
+    def spellings(self) -> list[str]:
+        """Other ways Reddit users posted this page (tracking parameters, www., http)."""
+        return [
+            f"https://www.{self.site}/{self.slug}?utm_source=reddit&utm_medium=social",
+            f"{self.url}/#comments",
+            f"http://{self.site}/{self.slug}?fbclid=IwAR0abc",
+        ]
+
 
 def sample_articles(seed: int = SAMPLE_SEED, per_site: int = 40) -> list[SampleArticle]:
     """The articles of the sample web, in a stable order."""
@@ -177,15 +185,9 @@ class _MonthWriter:
 
     def article_url(self) -> str:
         """An article URL, sometimes in another spelling of the same page."""
-        url = self.rng.choice(self.articles).url
+        article = self.rng.choice(self.articles)
         variant = self.rng.randrange(10)
-        if variant == 0:
-            return url.replace("https://", "https://www.") + "?utm_source=reddit&utm_medium=social"
-        if variant == 1:
-            return url + "/#comments"
-        if variant == 2:
-            return url.replace("https://", "http://") + "?fbclid=IwAR0abc"
-        return url
+        return article.spellings()[variant] if variant < 3 else article.url
 
     def quirks(self) -> None:
         """One or more of every quirk of the real dumps."""
