@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from beam_jobs import progress
 from beam_jobs.files import open_binary
 from beam_jobs.sharded_parquet import WriteSortedShards
 from webtext_pipeline.links.aggregate import (
@@ -84,6 +85,7 @@ class ParseAndFilter(beam.DoFn):
                 reasons[result.reason] += 1
                 yield beam.pvalue.TaggedOutput(REJECTS, result.to_row())
         count(RECORDS_READ, read)
+        progress.tick("links: submissions read", read)
         for reason, n in reasons.items():
             count(f"{STAGE}.{reason}", n)
 

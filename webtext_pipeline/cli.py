@@ -67,6 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_links_options(links)
     links.add_argument("--out", default="out", help="output folder (default: out)")
 
+    inspect = commands.add_parser(
+        "inspect", help="summarize or query a corpus: a shard, docs/ or a build folder",
+        description="Summarize a corpus from Parquet metadata and small columns, or query it "
+        "with DuckDB (the corpus is the view `docs`).",
+    )
+    inspect.add_argument("path", metavar="PATH", help="a shard, OUT/docs or OUT")
+    query = inspect.add_mutually_exclusive_group()
+    query.add_argument("--doc", metavar="ID", help="print one document, all fields and full text")
+    query.add_argument("--where", metavar="CONDITION",
+                       help="SQL condition, e.g. \"domain = 'bbc.co.uk'\": count and first rows")
+    query.add_argument("--sql", metavar="QUERY", help="any SQL over the view docs")
+    inspect.add_argument("--head", type=int, metavar="N",
+                         help="first N documents (with --where/--sql: rows to print)")
+    inspect.add_argument("--top", type=int, default=10, metavar="N",
+                         help="domains in the summary (default 10)")
+
+    from webtext_pipeline.train.commands import add_train_options, add_validate_options
+
+    train = commands.add_parser(
+        "train", help="train a GPT-2-style model on the token files; export and validate it")
+    add_train_options(train)
+    train.add_argument("--out", default="out",
+                       help="output folder: the model goes to OUT/model (default: out)")
+    validate = commands.add_parser(
+        "validate", help="score a trained model against the uniform and unigram baselines")
+    add_validate_options(validate)
+
     build = commands.add_parser("build", help="the whole corpus: every stage that exists")
     _add_links_options(build)
     build.add_argument("--out", default="out", help="output folder (default: out)")
@@ -209,8 +236,46 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    from webtext_pipeline.inspect_corpus import InspectError, run_inspect
+
+    if beam_flags:
+        raise UsageError(f"inspect: unknown option {beam_flags[0]}")
+    try:
+        return run_inspect(args.path, head_n=args.head, doc_id=args.doc, where_sql=args.where,
+                           sql_query=args.sql, top=args.top)
+    except InspectError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _train_command(run, args: argparse.Namespace, beam_flags: list[str]) -> int:
+    if beam_flags:
+        raise UsageError(f"unrecognized arguments: {' '.join(beam_flags)}")
+    from webtext_pipeline.train import TrainUsageError
+
+    try:
+        return run(args)
+    except TrainUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_train(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    from webtext_pipeline.train.commands import run_train
+
+    return _train_command(run_train, args, beam_flags)
+
+
+def cmd_validate(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    from webtext_pipeline.train.commands import run_validate
+
+    return _train_command(run_validate, args, beam_flags)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
+    "train": cmd_train,
+    "validate": cmd_validate,
     "links": cmd_links,
+    "inspect": cmd_inspect,
     "build": cmd_build,
 }
 

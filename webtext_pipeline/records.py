@@ -70,6 +70,36 @@ WARC_INDEX_SCHEMA = pa.schema(
     ]
 )
 
+# The corpus: one row per kept document, in OUT/docs/shard-*.parquet.
+DOCS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("final_url", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("reddit_score", pa.int64(), nullable=False),
+        pa.field("reddit_posts", pa.int64(), nullable=False),
+        pa.field("subreddits", pa.list_(pa.string()), nullable=False),
+        pa.field("created_utc", pa.int64(), nullable=False),
+        pa.field("fetched_at", pa.string(), nullable=False),
+        pa.field("http_status", pa.int32(), nullable=False),
+        pa.field("extractor", pa.string(), nullable=False),
+        pa.field("page_title", pa.string(), nullable=False),
+        pa.field("published", pa.string(), nullable=False),
+        pa.field("sitename", pa.string(), nullable=False),
+        pa.field("author", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("lang_score", pa.float64(), nullable=False),
+        pa.field("n_chars", pa.int64(), nullable=False),
+        pa.field("n_words", pa.int64(), nullable=False),
+        pa.field("dup_cluster", pa.string(), nullable=False),
+        pa.field("dup_cluster_size", pa.int64(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)
+
 REJECTS_SCHEMA = pa.schema(
     [
         pa.field("stage", pa.string(), nullable=False),
