@@ -90,6 +90,24 @@ class ParseAndFilter(beam.DoFn):
             count(f"{STAGE}.{reason}", n)
 
 
+class ReadAndFilter(beam.DoFn):
+    """One dump file → Posts and rejects in one step: no shuffle of the decompressed lines."""
+
+    def __init__(self, rules: LinkRules) -> None:
+        self.reader = ReadDumpBatches()
+        self.parser = ParseAndFilter(rules)
+
+    def setup(self) -> None:
+        self.parser.setup()
+
+    def process(self, path: str) -> Iterator:
+        for item in self.reader.process(path):
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
+            else:
+                yield from self.parser.process(item)
+
+
 def _drop_duplicate_posts(item: tuple[str, Iterable[Post]]) -> Iterator:
     _post_id, posts = item
     posts = list(posts)
@@ -136,16 +154,27 @@ def _apply_karma_sum(row: dict, min_karma: int) -> Iterator:
 class ExtractLinks(beam.PTransform):
     """PCollection of dump paths → (links rows, reject rows)."""
 
-    def __init__(self, rules: LinkRules) -> None:
+    def __init__(self, rules: LinkRules, spread_lines: bool = False) -> None:
         super().__init__()
         self.rules = rules
+        self.spread_lines = spread_lines
 
-    def expand(self, paths):
-        read = (
-            paths
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadDumpBatches"
-            >> beam.ParDo(ReadDumpBatches()).with_outputs(REJECTS, main="batches")
+    def _parse(self, paths):
+        """Fused read+parse (local runners) or read → Reshuffle → parse (remote runners).
+
+        A compressed month is one unsplittable file; on a distributed runner the
+        Reshuffle after reading spreads its line batches over every worker. On
+        the DirectRunner the same Reshuffle materialises every decompressed line
+        in memory (8 GiB at 1M submissions, measured), so local runs fuse the
+        two steps and get their parallelism from the number of files.
+        """
+        spread = paths | "SpreadFiles" >> beam.Reshuffle()
+        if not self.spread_lines:
+            return spread | "ReadParseFilter" >> beam.ParDo(ReadAndFilter(self.rules)).with_outputs(
+                REJECTS, main="posts"
+            ), []
+        read = spread | "ReadDumpBatches" >> beam.ParDo(ReadDumpBatches()).with_outputs(
+            REJECTS, main="batches"
         )
         parsed = (
             read.batches
@@ -153,6 +182,10 @@ class ExtractLinks(beam.PTransform):
             | "ParseAndFilter"
             >> beam.ParDo(ParseAndFilter(self.rules)).with_outputs(REJECTS, main="posts")
         )
+        return parsed, [read[REJECTS]]
+
+    def expand(self, paths):
+        parsed, read_rejects = self._parse(paths)
         unique = (
             parsed.posts
             | "KeyByPostId" >> beam.Map(lambda post: (post.post_id, post))
@@ -166,7 +199,7 @@ class ExtractLinks(beam.PTransform):
             | "AggregateLinks" >> beam.CombinePerKey(LinkCombineFn())
             | "DropKey" >> beam.Values()
         )
-        rejects = [read[REJECTS], parsed[REJECTS], unique[REJECTS]]
+        rejects = [*read_rejects, parsed[REJECTS], unique[REJECTS]]
         if self.rules.karma == "sum":
             summed = links | "KarmaSum" >> beam.FlatMap(
                 _apply_karma_sum, self.rules.min_karma

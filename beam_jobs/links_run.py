@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from beam_jobs import stage_state
 from beam_jobs.files import join
 from beam_jobs.links_job import NAMESPACE, RECORDS_READ, ExtractLinks, write_links, write_rejects
+from beam_jobs.options import is_local
 from webtext_pipeline.links.submissions import LinkRules
 
 BYTES_PER_LINK_SHARD = 1 << 30  # ~1 GiB of compressed dumps per links shard
@@ -56,7 +57,12 @@ def shard_counts(files: list[tuple[str, int]]) -> tuple[int, int]:
 
 
 def build_links_pipeline(
-    pipeline: beam.Pipeline, files: list[str], rules: LinkRules, out: str, shards: tuple[int, int]
+    pipeline: beam.Pipeline,
+    files: list[str],
+    rules: LinkRules,
+    out: str,
+    shards: tuple[int, int],
+    spread_lines: bool = False,
 ) -> None:
     """Add the links stage to `pipeline`, writing OUT/links and OUT/rejects."""
     metadata = {
@@ -66,7 +72,7 @@ def build_links_pipeline(
         "webtext.cutoff": rules.cutoff,
     }
     paths = pipeline | "DumpFiles" >> beam.Create(files)
-    links, rejects = paths | "Links" >> ExtractLinks(rules)
+    links, rejects = paths | "Links" >> ExtractLinks(rules, spread_lines)
     write_links(links, join(out, "links"), shards[0], metadata)
     write_rejects(rejects, join(out, "rejects"), "links", shards[1])
 
@@ -128,7 +134,9 @@ def run_links(
     started = time.monotonic()
     shards = shard_counts(files)
     pipeline = beam.Pipeline(options=options)
-    build_links_pipeline(pipeline, [path for path, _ in files], rules, out, shards)
+    paths = [path for path, _ in files]
+    spread = not is_local(options)
+    build_links_pipeline(pipeline, paths, rules, out, shards, spread_lines=spread)
     result = pipeline.run()
     result.wait_until_finish()
     summary = LinksSummary(

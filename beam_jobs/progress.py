@@ -27,9 +27,10 @@ class _Meter:
     def tick(self, stage: str, n: int = 1) -> None:
         now = time.monotonic()
         with self.lock:
+            first = stage not in self.started
             self.started.setdefault(stage, now)
             self.counts[stage] = self.counts.get(stage, 0) + n
-            if now - self.last_print < INTERVAL_S:
+            if first or now - self.last_print < INTERVAL_S:
                 return
             self.last_print = now
             done = self.counts[stage]

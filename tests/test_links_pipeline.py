@@ -113,3 +113,18 @@ def test_rerun_reuses_finished_stage_and_option_change_recomputes(tmp_path, samp
     assert "reused" not in capsys.readouterr().out
     rows = read(tmp_path / "links", "part-*")[0].column("score").to_pylist()
     assert min(rows) >= 10
+
+
+def test_remote_layout_with_line_reshuffle_gives_the_same_links(tmp_path, sample_dumps, links_out):
+    """Remote runners spread line batches with a Reshuffle; the result must not change."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_jobs.links_run import build_links_pipeline
+    from webtext_pipeline.links.submissions import LinkRules
+
+    files = sorted(str(p) for p in sample_dumps.glob("RS_2017-1*"))
+    with beam.Pipeline(options=PipelineOptions(RUNNER)) as pipeline:
+        build_links_pipeline(pipeline, files, LinkRules(), str(tmp_path), (1, 4), spread_lines=True)
+    ours = (tmp_path / "links" / "part-00000-of-00001.parquet").read_bytes()
+    assert ours == (links_out / "links" / "part-00000-of-00001.parquet").read_bytes()

@@ -8,7 +8,7 @@ share lives in this module.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -163,7 +163,8 @@ class Reject:
     detail: str = ""
 
     def to_row(self) -> dict[str, str]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies field by field (~4 µs a row vs ~0.1 µs).
+        return {"stage": self.stage, "key": self.key, "reason": self.reason, "detail": self.detail}
 
 
 def stable_id(text: str) -> str:

@@ -71,6 +71,8 @@ def parse_cutoff(text: str) -> int:
 
 
 def _as_int(value: int | float | str | None) -> int | None:
+    if type(value) is int:  # the common case first (bool is not int here: type() is exact)
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -179,12 +181,11 @@ class LinkFilter:
         if raw.is_self:
             return Reject(STAGE, key, "self_post", "is_self")
         try:
-            url_key = urls.normalize_url(url)
+            url_key, host, extension = urls.normalize_url_parts(url)
         except urls.InvalidURL as exc:
             if url.startswith("/r/") or url.startswith("/u/"):
                 return Reject(STAGE, key, "reddit_internal", url[:200])
             return Reject(STAGE, key, "invalid_url", f"{exc}: {url[:200]}")
-        host = urls.host_of(url_key)
         if host.startswith("self."):
             return Reject(STAGE, key, "self_post", host)
         domain = urls.registered_domain(host)
@@ -200,7 +201,6 @@ class LinkFilter:
         blocked = urls.host_matches(host, self.domains)
         if blocked:
             return Reject(STAGE, key, "blocked_domain", blocked)
-        extension = urls.path_extension(url_key)
         if extension and extension in self.extensions:
             return Reject(STAGE, key, "blocked_extension", extension)
         return Post(

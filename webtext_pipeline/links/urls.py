@@ -52,15 +52,28 @@ def _idna_host(host: str) -> str:
         raise InvalidURL(f"bad IDNA host: {exc}") from None
 
 
+@lru_cache(maxsize=65536)
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # A name (not an address) ends in a letter and holds no ':'; skip the raising parse.
+    if not host or (host[-1] not in "0123456789]" and ":" not in host):
+        return None
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
 
 
+_LITERAL_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~-]*")
+_LITERAL_QUERY = re.compile(r"[A-Za-z0-9:@!$'()*+,;/?._~-]*")
+# Strings made only of characters `quote(..., safe)` keeps and holding no '%' come back unchanged.
+_LITERAL = {_PATH_SAFE: _LITERAL_PATH, _QUERY_SAFE: _LITERAL_QUERY}
+
+
 def _unify_percent(text: str, safe: str) -> str:
     """Decode then re-encode, so %7E, ~ and %7e all become ~ and spaces become %20."""
+    literal = _LITERAL.get(safe)
+    if literal is not None and literal.fullmatch(text):  # quote(unquote(text)) == text
+        return text
     return quote(unquote(text), safe=safe)
 
 
@@ -94,6 +107,11 @@ def split_checked(url: str) -> tuple[str, str, str, str, str]:
 
 def normalize_url(url: str) -> str:
     """The dedup key of a URL (see module docstring); raises InvalidURL."""
+    return normalize_url_parts(url)[0]
+
+
+def normalize_url_parts(url: str) -> tuple[str, str, str]:
+    """(key, host, extension): `normalize_url`, `host_of` and `path_extension` in one parse."""
     scheme, netloc, path, query, _fragment = split_checked(url)
     if netloc.startswith("www."):
         netloc = netloc[4:]
@@ -105,8 +123,18 @@ def normalize_url(url: str) -> str:
         for k, v in parse_qsl(query, keep_blank_values=True)
         if not _is_tracking(k)
     ]
-    query = urlencode(sorted(params), safe=_QUERY_SAFE, quote_via=quote)
-    return urlunsplit((scheme, netloc, path, query, ""))
+    query = urlencode(sorted(params), safe=_QUERY_SAFE, quote_via=quote) if params else ""
+    key = urlunsplit((scheme, netloc, path, query, ""))
+    host = netloc.partition(":")[0]
+    if _ODD_HOST.search(host):  # IPv6 literals and strange hosts: let urlsplit decide
+        host = host_of(key)
+    # The key's path is `path`: '?' and '#' in it were %-encoded above.
+    last = path.rsplit("/", 1)[-1]
+    extension = last.rsplit(".", 1)[-1].lower() if "." in last else ""
+    return key, host, extension
+
+
+_ODD_HOST = re.compile(r"[^a-z0-9.\-_]")
 
 
 def host_of(url_key: str) -> str:
