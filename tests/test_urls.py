@@ -85,3 +85,32 @@ def test_blocklist_matches_subdomains_only_on_label_boundaries():
 def test_path_extension():
     assert urls.path_extension("https://x.com/a/photo.JPG") == "jpg"
     assert urls.path_extension("https://x.com/a.b/page") == ""
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from(
+    ["http://", "https://", "HTTP://", "www.", "Example", ".com", ".co.uk", "news", ":80", ":443",
+     ":8080", ":0080", ":99999", "/", "a", "B", "%7e", "%20", "~", "..", ".pdf", "?", "q=1", "&",
+     "utm_source=x", "#", "frag", " ", "ü", "-", "_", "123", "1.2.3.4", "[::1]", "//", "@", ";"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=12).map("".join))
+def test_plain_fast_path_agrees_with_the_general_path(url):
+    fast = urls._plain_parts(url)
+    if fast is None:
+        return
+    assert fast == urls.general_url_parts(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://Example.com/a/b/", "http://www.x.org:80/p.PDF#x", "https://a.b.co.uk:8080",
+     "http://x.org/~u/(1)/", "HTTPS://WWW.X.ORG", "http://x.org:0443/", "https://x.org/#/route"],
+)
+def test_fast_path_is_taken_and_agrees(url):
+    assert urls._plain_parts(url) is not None
+    assert urls._plain_parts(url) == urls.general_url_parts(url)

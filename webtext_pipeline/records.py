@@ -8,7 +8,7 @@ share lives in this module.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -153,9 +153,12 @@ FETCH_REASONS: dict[str, str] = {
 REASONS: dict[str, dict[str, str]] = {"links": LINKS_REASONS, "fetch": FETCH_REASONS}
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Why one record left the pipeline; the unit of the reject table."""
+class Reject(NamedTuple):
+    """Why one record left the pipeline; the unit of the reject table.
+
+    A NamedTuple rather than a frozen dataclass: most submissions end as a
+    reject, and a tuple is built ~3x faster.
+    """
 
     stage: str
     key: str

@@ -110,8 +110,40 @@ def normalize_url(url: str) -> str:
     return normalize_url_parts(url)[0]
 
 
+# Most posted URLs are plain: http(s), a name, maybe a port, a path of safe
+# characters, no query. For those a regex gives the same key as the general
+# path below (a test checks the two agree) at a fraction of the cost.
+_PLAIN_URL = re.compile(
+    r"(?i:(https?))://((?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)(?::(\d{1,5}))?"
+    r"(/[A-Za-z0-9/._~!$&'()*+,;=:@-]*)?(?:#.*)?",
+    re.DOTALL,
+)
+
+
+def _plain_parts(url: str) -> tuple[str, str, str] | None:
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None or len(url) > MAX_URL_LENGTH:
+        return None
+    scheme, host, port, path = match.groups()
+    scheme, host = scheme.lower(), host.lower()
+    if port is not None and int(port) > 65535:
+        return None
+    netloc = host[4:] if host.startswith("www.") else host
+    if port is not None and str(int(port)) != DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{int(port)}"
+    path = (path or "/").rstrip("/") or "/"
+    last = path.rsplit("/", 1)[-1]
+    extension = last.rsplit(".", 1)[-1].lower() if "." in last else ""
+    return f"{scheme}://{netloc}{path}", netloc.partition(":")[0], extension
+
+
 def normalize_url_parts(url: str) -> tuple[str, str, str]:
     """(key, host, extension): `normalize_url`, `host_of` and `path_extension` in one parse."""
+    return _plain_parts(url) or general_url_parts(url)
+
+
+def general_url_parts(url: str) -> tuple[str, str, str]:
+    """`normalize_url_parts` for any URL (percent-encoding, queries, IDNA, IP literals)."""
     scheme, netloc, path, query, _fragment = split_checked(url)
     if netloc.startswith("www."):
         netloc = netloc[4:]
