@@ -150,7 +150,54 @@ FETCH_REASONS: dict[str, str] = {
     "not_in_archive": "--offline and the URL is not in the WARC cache",
 }
 
-REASONS: dict[str, dict[str, str]] = {"links": LINKS_REASONS, "fetch": FETCH_REASONS}
+# Extract: a row is rejected with the first rule it fails, in this order.
+EXTRACT_REASONS: dict[str, str] = {
+    "wikipedia": "the final URL (after redirects) or the URL is a Wikipedia page or a known mirror",
+    "too_large": "the HTML is longer than ExtractConfig.max_html_chars; not parsed",
+    "extract_timeout": "extraction ran past ExtractConfig.timeout_s; its worker process was killed",
+    "extract_error": "the extractors raised (MemoryError under the worker's memory cap included) "
+    "or the worker process died",
+    "no_text": "neither trafilatura nor readability-lxml found any main text",
+}
+
+# Clean: the order the checks run (see webtext_pipeline.clean).
+CLEAN_REASONS: dict[str, str] = {
+    "boilerplate": "consent/legal boilerplate lines (cookies, privacy policy, terms) make up more "
+    "than max_boilerplate_share of the text",
+    "too_short": "fewer than min_chars non-space characters, or fewer than min_words words "
+    "(about 128 GPT-2 tokens, OpenWebTextCorpus's floor)",
+    "not_english": "langdetect's most likely language is not English, or its probability is "
+    "below lang_threshold (detail: language and probability)",
+    "wikipedia_text": "the text carries Wikipedia's own attribution or license line (a mirror)",
+    "lorem_ipsum": "the text contains 'lorem ipsum' (placeholder page)",
+    "code_like": "more than max_code_line_share of the lines look like source code",
+    "few_stop_words": "fewer than min_stop_words of the, be, to, of, and, that, have, with",
+    "word_length": "mean word length outside mean_word_length",
+    "few_alpha_words": "fewer than min_alpha_word_share of the words contain a letter",
+    "symbol_ratio": "more than max_symbol_ratio '#', '...' or '…' per word",
+    "bullet_lines": "more than max_bullet_line_share of the lines start with a bullet",
+    "ellipsis_lines": "more than max_ellipsis_line_share of the lines end with an ellipsis",
+    "repeated_lines": "repeated lines make up more than max_dup_line_char_share of the characters",
+    "repeated_ngrams": "words inside repeated word n-grams make up more than "
+    "max_dup_ngram_char_share of the characters",
+}
+
+DEDUP_REASONS: dict[str, str] = {
+    "exact_duplicate": "same normalised text (lower-cased word tokens) as the kept document "
+    "named in detail (kept=ID)",
+    "near_duplicate": "in a cluster of documents linked by word n-gram Jaccard >= --threshold; "
+    "detail names the cluster's kept document (kept=ID)",
+    "duplicate_id": "another input document has the same id; one is kept (best survivor rank, "
+    "then smallest text hash)",
+}
+
+REASONS: dict[str, dict[str, str]] = {
+    "links": LINKS_REASONS,
+    "fetch": FETCH_REASONS,
+    "extract": EXTRACT_REASONS,
+    "clean": CLEAN_REASONS,
+    "dedup": DEDUP_REASONS,
+}
 
 
 class Reject(NamedTuple):

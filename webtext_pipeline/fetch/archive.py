@@ -1,0 +1,256 @@
+"""Reading the archive: which URLs it holds, and a stored response by location.
+
+`ArchiveIndex.load(dirs)` maps URL -> where its response record is, from
+each directory's `index/*.parquet` and, for a WARC with no index of ours
+(a Common Crawl file, the sample web, a crashed run's `.open` file), by
+scanning it with warcio's ArchiveIterator. A scanned finished WARC gets its
+index written next to it when the directory is writable, so the scan happens
+once. The map holds every URL of the cache in memory (~200 B a URL); at the
+scale of the full corpus the Beam layer should instead join links with the
+index files and hand each worker only its URLs' locations.
+
+When a URL occurs more than once, the latest WARC-Date wins (then file name,
+then offset): the newest capture. 429 and 5xx responses are not indexed
+(see `warc.indexable`), so a URL that only ever got those is fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import ChunkedDataReader
+
+from webtext_pipeline.fetch.response import StoredResponse
+from webtext_pipeline.fetch.urls import BadUrl, normalize_url
+from webtext_pipeline.fetch.warc import (
+    ELAPSED_HEADER,
+    INDEX_DIR,
+    OPEN_SUFFIX,
+    indexable,
+    write_index,
+)
+
+log = logging.getLogger(__name__)
+
+WARC_SUFFIXES = (".warc.gz", ".warc")
+
+
+@dataclass(frozen=True)
+class ArchivedAt:
+    """Where one URL's response record is."""
+
+    directory: str
+    warc_file: str
+    offset: int
+    length: int
+    status: int
+    fetched_at: str
+
+    @property
+    def order(self) -> tuple[str, str, int]:
+        return (self.fetched_at, self.warc_file, self.offset)
+
+
+def archive_key(url: str) -> str:
+    """The index key of a URL: its normal form, else the text as it is."""
+    try:
+        return normalize_url(url)
+    except BadUrl:
+        return url.strip()
+
+
+class ArchiveIndex:
+    """URL -> ArchivedAt, for every response in a set of archive directories."""
+
+    def __init__(self) -> None:
+        self._by_url: dict[str, ArchivedAt] = {}
+        self.scanned: list[str] = []  # WARC files indexed by scanning (for logs and tests)
+
+    def __len__(self) -> int:
+        return len(self._by_url)
+
+    def __contains__(self, url: str) -> bool:
+        return archive_key(url) in self._by_url
+
+    def get(self, url: str, normal: bool = False) -> ArchivedAt | None:
+        """Where `url` is archived; `normal` when it is already in normal form (faster)."""
+        return self._by_url.get(url if normal else archive_key(url))
+
+    def add(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
+        key = url if normal else archive_key(url)
+        old = self._by_url.get(key)
+        if old is None or where.order >= old.order:
+            self._by_url[key] = where
+
+    def add_rows(self, directory: str, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self.add(row["url"], ArchivedAt(directory, row["warc_file"], int(row["offset"]),
+                                            int(row["length"]), int(row["status"]),
+                                            str(row["fetched_at"])))
+
+    @classmethod
+    def load(cls, directories: Iterable[str], write_missing: bool = True) -> ArchiveIndex:
+        """Index every WARC under `directories` (not recursive); see the module doc."""
+        index = cls()
+        for directory in directories:
+            index.load_directory(Path(directory), write_missing)
+        return index
+
+    def load_directory(self, directory: Path, write_missing: bool = True) -> None:
+        if not directory.is_dir():
+            raise FileNotFoundError(f"WARC cache directory not found: {directory}")
+        names = sorted(os.listdir(directory))
+        finished = {n for n in names if n.endswith(WARC_SUFFIXES)}
+        index_dir = directory / INDEX_DIR
+        indexed: set[str] = set()
+        if index_dir.is_dir():
+            for entry in sorted(index_dir.glob("*.parquet")):
+                warc_name = entry.name[: -len(".parquet")]
+                if warc_name not in finished:
+                    continue  # its WARC was removed
+                try:
+                    rows = pq.read_table(entry).to_pylist()
+                except Exception as exc:  # a torn or foreign file: scan the WARC instead
+                    log.warning("unreadable WARC index %s (%s); scanning its WARC", entry, exc)
+                    continue
+                self.add_rows(str(directory), rows)
+                indexed.add(warc_name)
+        for name in names:
+            if name in finished and name not in indexed:
+                rows, _ = scan_warc(directory / name, name)
+                self.scanned.append(name)
+                self.add_rows(str(directory), rows)
+                if write_missing and os.access(directory, os.W_OK):
+                    write_index(directory, name, rows)
+            elif name.endswith(tuple(s + OPEN_SUFFIX for s in WARC_SUFFIXES)):
+                final = name[: -len(OPEN_SUFFIX)]
+                rows, _ = scan_warc(directory / name, final)
+                self.scanned.append(name)
+                self.add_rows(str(directory), rows)
+
+
+def _target(record) -> str:  # type: ignore[no-untyped-def]
+    return (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
+
+
+def scan_warc(path: Path, warc_name: str) -> tuple[list[dict], int]:
+    """Index rows for the HTTP responses in one WARC, and the end offset of its last
+    complete record. Stops quietly at a torn tail (a crashed writer's last record)."""
+    rows: list[dict] = []
+    end = 0
+    last: tuple[int, int, dict | None] | None = None
+    with open(path, "rb") as handle:
+        iterator = ArchiveIterator(handle, check_digests=False)
+        try:
+            for record in iterator:
+                row = None
+                url = _target(record)
+                if (record.rec_type == "response" and record.http_headers is not None
+                        and url.startswith(("http://", "https://"))):
+                    try:
+                        status = int(record.http_headers.get_statuscode())
+                    except (TypeError, ValueError):
+                        status = 0
+                    row = {"url": url, "warc_file": warc_name, "status": status,
+                           "fetched_at": record.rec_headers.get_header("WARC-Date") or ""}
+                offset = iterator.get_record_offset()
+                length = iterator.get_record_length()
+                if row is not None and indexable(row["status"]):
+                    row.update(offset=offset, length=length)
+                    rows.append(row)
+                else:
+                    row = None
+                last = (offset, length, row)
+                end = offset + length
+        except Exception as exc:  # torn gzip member / truncated record at the end
+            log.info("stopped scanning %s at offset %d: %s", path, end, exc)
+    if last is not None and str(path).endswith(".gz" + OPEN_SUFFIX):
+        offset, length, row = last
+        if not _complete_member(path, offset, length):
+            end = offset
+            if row is not None:
+                rows.remove(row)
+    return rows, end
+
+
+def _complete_member(path: Path, offset: int, length: int) -> bool:
+    """Is [offset, offset+length) one whole gzip member? (A torn last record is not.)"""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    engine = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        while data and not engine.eof:
+            engine.decompress(data, 1 << 20)
+            data = engine.unconsumed_tail
+    except zlib.error:
+        return False
+    return engine.eof
+
+
+def read_response(where: ArchivedAt, max_bytes: int) -> StoredResponse:
+    """The stored response at `where`; a body over `max_bytes` is cut ("length")."""
+    directory = Path(where.directory)
+    path = directory / where.warc_file
+    if not path.exists():
+        path = directory / (where.warc_file + OPEN_SUFFIX)
+    with open(path, "rb") as handle:
+        handle.seek(where.offset)
+        record = next(iter(ArchiveIterator(handle, check_digests=False)))
+        headers = record.http_headers
+        stream = record.raw_stream
+        if (headers.get_header("transfer-encoding") or "").lower() == "chunked":
+            stream = ChunkedDataReader(stream)  # a foreign WARC that kept the chunking
+        body = stream.read(max_bytes + 1)
+        truncated = record.rec_headers.get_header("WARC-Truncated") or ""
+        if len(body) > max_bytes:
+            body, truncated = body[:max_bytes], "length"
+        try:
+            elapsed = int(record.rec_headers.get_header(ELAPSED_HEADER) or 0)
+        except ValueError:
+            elapsed = 0
+        return StoredResponse(
+            url=archive_key(_target(record)),
+            status=int(headers.get_statuscode()),
+            headers=list(headers.headers),
+            body=body,
+            truncated=truncated,
+            fetched_at=record.rec_headers.get_header("WARC-Date") or "",
+            elapsed_ms=elapsed,
+            warc_file=where.warc_file,
+            warc_offset=where.offset,
+            warc_length=where.length,
+        )
+
+
+def recover_orphans(warc_dir: str | Path) -> list[str]:
+    """Finish the `.open` WARCs a killed run left: cut a torn last record, rename, index.
+
+    Run it only while no fetcher writes to `warc_dir` (before a job starts):
+    another worker's file in progress is also named `.open`.
+    """
+    directory = Path(warc_dir)
+    recovered: list[str] = []
+    if not directory.is_dir():
+        return recovered
+    for entry in sorted(directory.iterdir()):
+        if not entry.name.endswith(".warc.gz" + OPEN_SUFFIX):
+            continue
+        final = entry.name[: -len(OPEN_SUFFIX)]
+        rows, end = scan_warc(entry, final)
+        if not rows:
+            entry.unlink()
+            continue
+        with open(entry, "r+b") as handle:
+            handle.truncate(end)
+        os.replace(entry, directory / final)
+        write_index(directory, final, rows)
+        recovered.append(final)
+    return recovered
