@@ -39,7 +39,6 @@ from itertools import islice
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import ReadAllFromParquet
 from apache_beam.metrics import Metrics
@@ -47,6 +46,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import stage_state
 from beam_jobs.files import InputError, join, write_bytes_atomic
+from beam_jobs.parquet_inputs import footer, list_parquet
+from beam_jobs.row_stage import count_parquet_rows, reject_reasons
 from beam_jobs.sharded_parquet import WriteSortedShards, shard_name, shard_of, table_bytes
 from webtext_pipeline.dedup import documents, lsh, minhash
 from webtext_pipeline.dedup.clusters import (
@@ -398,7 +399,7 @@ class _RouteAndWriteShard(beam.DoFn):
 
 
 class WriteDeduplicated(beam.PTransform):
-    """(docs, decisions) → OUT/docs/part-*.parquet in one shuffle of the documents
+    """(docs, decisions) → OUT/dedup/part-*.parquet in one shuffle of the documents
     (grouped by output shard, not by id and then again by shard); returns reject rows.
 
     A document goes to shard_of(repr((id,))), as WriteSortedShards with sort key
@@ -472,26 +473,15 @@ def doc_sort_key(row: dict) -> tuple:
 
 def input_files(in_dir: str) -> list[tuple[str, int, float]]:
     """(path, size, mtime) of every *.parquet directly in in_dir, sorted; InputError if none."""
-    pattern = join(in_dir, "*.parquet")
-    try:
-        found = FileSystems.match([pattern])[0].metadata_list
-    except Exception as exc:
-        raise InputError(f"--in {in_dir}: cannot list ({str(exc).splitlines()[0][:200]})") from None
-    if not found:
-        raise InputError(f"--in {in_dir}: no *.parquet files there")
-    return sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds) for m in found)
+    return list_parquet(in_dir, f"--in {in_dir}", "a folder of Parquet documents")
 
 
 def inspect_inputs(files: list[tuple[str, int, float]]) -> tuple[pa.Schema, int, int]:
     """The unified schema, row count and uncompressed bytes of the inputs (footers only)."""
     schemas, rows, nbytes = [], 0, 0
     for path, _size, _mtime in files:
-        try:
-            with FileSystems.open(path) as handle:
-                meta = pq.ParquetFile(handle).metadata
-                schemas.append(meta.schema.to_arrow_schema())
-        except Exception as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        meta = footer(path)
+        schemas.append(meta.schema.to_arrow_schema())
         rows += meta.num_rows
         nbytes += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     try:
@@ -514,22 +504,6 @@ def output_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _count_rows(pattern: str) -> int:
-    total = 0
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(meta.path) as handle:
-            total += pq.ParquetFile(handle).metadata.num_rows
-    return total
-
-
-def _reasons(pattern: str) -> dict[str, int]:
-    reasons: Counter = Counter()
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(meta.path) as handle:
-            reasons.update(pq.read_table(handle, columns=["reason"]).column("reason").to_pylist())
-    return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
 def run_dedup(
     in_dir: str,
     out_dir: str,
@@ -537,16 +511,16 @@ def run_dedup(
     params: DedupParams | None = None,
     num_shards: int | None = None,
 ) -> DedupSummary:
-    """Read every *.parquet in in_dir, deduplicate, write OUT/docs/part-*.parquet and
+    """Read every *.parquet in in_dir, deduplicate, write OUT/dedup/part-*.parquet and
     OUT/rejects/dedup-part-*.parquet, and check in = kept + Σ rejects from the files.
 
     A rerun with the same input files and parameters reuses the finished output
-    (OUT/docs/_stage.json holds the fingerprint).
+    (OUT/dedup/_stage.json holds the fingerprint).
     """
     params = params or DedupParams()
     files = input_files(in_dir)
     schema, rows_in, nbytes = inspect_inputs(files)
-    docs_dir, rejects_dir = join(out_dir, "docs"), join(out_dir, "rejects")
+    docs_dir, rejects_dir = join(out_dir, "dedup"), join(out_dir, "rejects")
     if FileSystems.join(in_dir.rstrip("/"), "") == FileSystems.join(docs_dir.rstrip("/"), ""):
         raise InputError(f"--in {in_dir}: is the output folder itself; pick another --out")
     layout = params.layout
@@ -585,8 +559,8 @@ def run_dedup(
     pipeline.run().wait_until_finish()
     summary = DedupSummary(
         rows_in=rows_in,
-        kept=_count_rows(docs_glob),
-        rejects=_reasons(rejects_glob),
+        kept=count_parquet_rows(docs_glob),
+        rejects=reject_reasons(rejects_glob),
         seconds=round(time.monotonic() - started, 3),
         layout=(layout.bands, layout.rows),
         files=len(files),

@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import progress, stage_state
 from beam_jobs.files import join
-from beam_jobs.sharded_parquet import WriteSortedShards
+from beam_jobs.sharded_parquet import ROW_GROUP_ROWS, WriteSortedShards
 from webtext_pipeline.records import REJECTS_SCHEMA
 
 NAMESPACE = "webtext"
@@ -50,6 +50,7 @@ class StageSpec:
     fingerprint_options: dict
     metadata: dict[str, str] = field(default_factory=dict)
     input_columns: list[str] | None = None
+    row_group_rows: int = ROW_GROUP_ROWS
 
     @property
     def rejects_prefix(self) -> str:
@@ -134,12 +135,13 @@ def run_row_stage(
     outputs, rejects = rows | spec.name.title() >> transform
     _ = outputs | "WriteOutputs" >> WriteSortedShards(
         spec.output_dir, spec.output_prefix, spec.schema, spec.num_shards, spec.sort_key,
-        spec.metadata,
+        spec.metadata, spec.row_group_rows,
     )
-    _ = rejects | "WriteRejects" >> WriteSortedShards(
-        join(spec.out, "rejects"), spec.rejects_prefix, REJECTS_SCHEMA, spec.reject_shards,
-        reject_sort_key,
-    )
+    if spec.reject_shards:  # 0: a stage that never rejects writes no reject files
+        _ = rejects | "WriteRejects" >> WriteSortedShards(
+            join(spec.out, "rejects"), spec.rejects_prefix, REJECTS_SCHEMA, spec.reject_shards,
+            reject_sort_key,
+        )
     pipeline.run().wait_until_finish()
     summary = StageSummary(
         stage=spec.name,

@@ -35,7 +35,12 @@ def shard_name(prefix: str, index: int, num_shards: int) -> str:
     return f"{prefix}-{index:05d}-of-{num_shards:05d}.parquet"
 
 
-def table_bytes(rows: list[dict], schema: pa.Schema, metadata: dict[str, str]) -> bytes:
+def table_bytes(
+    rows: list[dict],
+    schema: pa.Schema,
+    metadata: dict[str, str],
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> bytes:
     """Serialize rows to Parquet bytes with fixed settings (zstd, fixed row groups)."""
     meta = {b"webtext.schema_version": SCHEMA_VERSION.encode()}
     meta.update({k.encode(): v.encode() for k, v in metadata.items()})
@@ -45,22 +50,25 @@ def table_bytes(rows: list[dict], schema: pa.Schema, metadata: dict[str, str]) -
         table,
         sink,
         compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
+        row_group_size=row_group_rows,
         write_statistics=True,
     )
     return sink.getvalue()
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, out_dir, prefix, schema, num_shards, sort_key, metadata) -> None:
+    def __init__(self, out_dir, prefix, schema, num_shards, sort_key, metadata,
+                 row_group_rows) -> None:
         self.out_dir, self.prefix, self.schema = out_dir, prefix, schema
         self.num_shards, self.sort_key, self.metadata = num_shards, sort_key, metadata
+        self.row_group_rows = row_group_rows
 
     def process(self, element: tuple[int, Iterable[dict | None]]) -> Iterable[tuple[str, int]]:
         index, rows = element
         kept = sorted((row for row in rows if row is not None), key=self.sort_key)
         path = join(self.out_dir, shard_name(self.prefix, index, self.num_shards))
-        write_bytes_atomic(path, table_bytes(kept, self.schema, self.metadata))
+        data = table_bytes(kept, self.schema, self.metadata, self.row_group_rows)
+        write_bytes_atomic(path, data)
         yield path, len(kept)
 
 
@@ -75,11 +83,13 @@ class WriteSortedShards(beam.PTransform):
         num_shards: int,
         sort_key: Callable[[dict], tuple],
         metadata: dict[str, str] | None = None,
+        row_group_rows: int = ROW_GROUP_ROWS,
     ) -> None:
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, schema
         self.num_shards, self.sort_key = max(1, num_shards), sort_key
         self.metadata = metadata or {}
+        self.row_group_rows = row_group_rows
 
     def expand(self, rows):
         num_shards, sort_key = self.num_shards, self.sort_key
@@ -98,7 +108,8 @@ class WriteSortedShards(beam.PTransform):
             | "WriteShard"
             >> beam.ParDo(
                 _WriteShard(
-                    self.out_dir, self.prefix, self.schema, num_shards, sort_key, self.metadata
+                    self.out_dir, self.prefix, self.schema, num_shards, sort_key, self.metadata,
+                    self.row_group_rows,
                 )
             )
         )

@@ -29,15 +29,19 @@ def fingerprint(stage: str, inputs: object, options: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def read_stage(stage_dir: str) -> dict | None:
-    path = join(stage_dir, STAGE_FILE)
+def read_json(path: str, unreadable: dict | None = None) -> dict | None:
+    """A small JSON file through FileSystems: None when absent, `unreadable` when not JSON."""
     if not FileSystems.exists(path):
         return None
     with FileSystems.open(path) as handle:
         try:
             return json.loads(handle.read())
         except ValueError:
-            return None
+            return unreadable
+
+
+def read_stage(stage_dir: str) -> dict | None:
+    return read_json(join(stage_dir, STAGE_FILE))
 
 
 def reusable(stage_dir: str, expected: str) -> dict | None:

@@ -95,10 +95,14 @@ def test_karma_sum_mode_is_recorded_and_balanced(tmp_path, sample_dumps):
 
 
 def test_build_runs_the_links_stage_on_the_embedded_sample(tmp_path, capsys):
-    assert main(["build", "--cutoff", "2017-12", "--out", str(tmp_path), *RUNNER]) == 0
+    out = tmp_path / "out"
+    args = ["build", "--cutoff", "2017-12", "--out", str(out), "--until", "links", *RUNNER]
+    assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "embedded sample" in printed and "build: ran links" in printed
-    assert "balanced" in printed and "RS_2018-01.zst" in printed  # skipped: after the cutoff
+    assert "embedded sample" in printed and "build: links done" in printed
+    assert "stopped after links" in printed
+    assert "RS_2018-01.zst" in printed  # skipped: after the cutoff
+    tmp_path = out
     assert list((tmp_path / "links").glob("part-*.parquet"))
 
 

@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable
 
 from webtext_pipeline import __version__
+from webtext_pipeline.cli_common import (
+    UsageError,
+    check_out,
+    dump_inputs,
+    link_rules,
+)
 
-STAGES = ("links", "fetch", "extract", "clean", "dedup", "shards", "tokenizer", "train")
-AVAILABLE_STAGES = ("links",)
-
-
-class UsageError(Exception):
-    """A bad option or input: printed as one line, exit status 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,98 +95,60 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="score a trained model against the uniform and unigram baselines")
     add_validate_options(validate)
 
-    build = commands.add_parser("build", help="the whole corpus: every stage that exists")
-    _add_links_options(build)
-    build.add_argument("--out", default="out", help="output folder (default: out)")
+    _add_stage_commands(commands)
     return parser
 
 
-def _rules(args: argparse.Namespace):
-    from webtext_pipeline.links.submissions import LinkRules
-
-    for flag in ("subreddit_blocklist", "domain_blocklist", "extension_blocklist"):
-        path = getattr(args, flag)
-        if path and not os.path.isfile(path):
-            raise UsageError(f"--{flag.replace('_', '-')} {path}: no such file")
-    if args.min_karma < 0:
-        raise UsageError(f"--min-karma {args.min_karma}: must be 0 or more")
-    try:
-        return LinkRules(
-            cutoff=args.cutoff,
-            min_karma=args.min_karma,
-            karma=args.karma,
-            keep_over_18=args.keep_over_18,
-            subreddit_blocklist=args.subreddit_blocklist,
-            domain_blocklist=args.domain_blocklist,
-            extension_blocklist=args.extension_blocklist,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+def _add_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="out", help="build folder (default: out)")
 
 
-def _check_out(out: str) -> None:
-    if "://" in out:
-        return
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot create ({exc.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"--out {out}: not writable")
+def _add_stage_commands(commands) -> None:
+    from webtext_pipeline.build_options import add_build_options
+    from webtext_pipeline.dedup.commands import add_dedup_options
+    from webtext_pipeline.extract.commands import add_extract_options
+    from webtext_pipeline.fetch.commands import add_fetch_options
+    from webtext_pipeline.tokenizer.commands import (
+        add_build_tokenizer_options,
+        add_tokenize_options,
+        add_tokenizer_train_options,
+    )
 
+    fetch = commands.add_parser("fetch", help="links → fetched pages (OUT/fetched, OUT/warc)")
+    fetch.add_argument("--links", metavar="DIR", help="links stage output (default OUT/links)")
+    add_fetch_options(fetch)
+    _add_out(fetch)
 
-def _dump_inputs(args: argparse.Namespace) -> tuple[list[tuple[str, int]], list[str]]:
-    """The dump files to read (path, size) and those skipped as after the cutoff."""
-    from beam_jobs.files import check_readable, join, match_dump_files
-    from webtext_pipeline.links.dumps import select_months
+    extract = commands.add_parser(
+        "extract", help="print the main text of one saved page, as the pipeline extracts it")
+    extract.add_argument("file", metavar="FILE.html")
+    extract.add_argument("--url", help="the page's URL (helps metadata and link rules)")
 
-    if args.source == "reddit-api":
-        return _reddit_api_inputs(args), []
-    specs = args.dumps
-    if not specs:
-        from webtext_pipeline.links.sample import write_sample_dumps
+    dedup = commands.add_parser("dedup", help="documents → exact and near-duplicate removal")
+    dedup.add_argument("--in", dest="input", required=True, metavar="DIR",
+                       help="folder of Parquet documents (id, text, …)")
+    add_dedup_options(dedup)
+    _add_out(dedup)
 
-        sample_dir = join(args.out, "sample", "dumps")
-        write_sample_dumps(sample_dir)
-        specs = [sample_dir]
-        print(f"webtext: no --dumps given; using the embedded sample in {sample_dir}")
-    found = match_dump_files(specs)
-    chosen, skipped = select_months([path for path, _ in found], args.cutoff)
-    if not chosen:
-        months = ", ".join(sorted({p.rsplit("/", 1)[-1] for p, _ in found}))[:200]
-        raise UsageError(
-            f"--dumps {' '.join(specs)}: no file for a month at or before {args.cutoff} "
-            f"(found: {months})"
-        )
-    for path in chosen:
-        check_readable(path)
-    sizes = dict(found)
-    return [(path, sizes[path]) for path in chosen], skipped
+    tokenizer = commands.add_parser("tokenizer", help="tokenizer commands")
+    actions = tokenizer.add_subparsers(dest="action", parser_class=_Parser, required=True)
+    train = actions.add_parser("train", help="train a byte-level BPE on OUT/docs")
+    add_tokenizer_train_options(train)
+    _add_out(train)
+    tokenize = commands.add_parser("tokenize", help="shards → OUT/tokens/train.bin, val.bin")
+    add_tokenize_options(tokenize)
+    _add_out(tokenize)
 
-
-def _reddit_api_inputs(args: argparse.Namespace) -> list[tuple[str, int]]:
-    path = os.path.join(args.out, "reddit-api", "submissions.ndjson")
-    subreddits = [name.strip() for name in args.subreddits.split(",") if name.strip()]
-    if not subreddits and not args.refresh_ids:
-        raise UsageError("--source reddit-api needs --subreddits a,b or --refresh-ids FILE")
-    if args.refresh_ids and not os.path.isfile(args.refresh_ids):
-        raise UsageError(f"--refresh-ids {args.refresh_ids}: no such file")
-    from webtext_pipeline.links import reddit_api
-
-    try:
-        reddit = reddit_api.make_reddit()
-    except reddit_api.RedditAPIError as exc:
-        raise UsageError(str(exc)) from None
-    if args.refresh_ids:
-        with open(args.refresh_ids, encoding="utf-8") as handle:
-            ids = [line.strip() for line in handle if line.strip()]
-        records = reddit_api.refresh_scores(reddit, ids)
-    else:
-        records = reddit_api.listing_submissions(reddit, subreddits, args.listing, args.limit)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    written = reddit_api.write_ndjson(records, path)
-    print(f"webtext: {written} submissions from the Reddit API → {path}")
-    return [(path, os.path.getsize(path))]
+    build = commands.add_parser(
+        "build", help="the whole corpus: links → fetch → extract → clean → dedup → shards → "
+        "tokenizer → model")
+    _add_links_options(build)
+    add_fetch_options(build)
+    add_extract_options(build)
+    add_dedup_options(build)
+    add_build_tokenizer_options(build)
+    add_build_options(build)
+    _add_out(build)
 
 
 def _print_links_summary(summary) -> None:
@@ -207,12 +170,10 @@ def _run_links(args: argparse.Namespace, beam_flags: list[str]):
     from beam_jobs.links_run import run_links
     from beam_jobs.options import pipeline_options
 
-    rules = _rules(args)
+    rules = link_rules(args)
     options = pipeline_options(beam_flags)
-    _check_out(args.out)
-    files, skipped = _dump_inputs(args)
-    for path in skipped:
-        print(f"webtext: skipping {path} (month after --cutoff {args.cutoff} or unnamed)")
+    check_out(args.out)
+    files, skipped = dump_inputs(args)
     summary = run_links(files, skipped, rules, args.out, options)
     _print_links_summary(summary)
     truncated = summary.rejects.get("truncated_file", 0)
@@ -226,13 +187,6 @@ def _run_links(args: argparse.Namespace, beam_flags: list[str]):
 
 def cmd_links(args: argparse.Namespace, beam_flags: list[str]) -> int:
     _run_links(args, beam_flags)
-    return 0
-
-
-def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
-    _run_links(args, beam_flags)
-    pending = [stage for stage in STAGES if stage not in AVAILABLE_STAGES]
-    print(f"build: ran {', '.join(AVAILABLE_STAGES)}; not yet available: {', '.join(pending)}")
     return 0
 
 
@@ -271,12 +225,22 @@ def cmd_validate(args: argparse.Namespace, beam_flags: list[str]) -> int:
     return _train_command(run_validate, args, beam_flags)
 
 
+def _stage_command(name: str) -> Callable[[argparse.Namespace, list[str]], int]:
+    def run(args: argparse.Namespace, beam_flags: list[str]) -> int:
+        from webtext_pipeline import cli_stages
+
+        return getattr(cli_stages, f"cmd_{name}")(args, beam_flags)
+
+    return run
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "train": cmd_train,
     "validate": cmd_validate,
     "links": cmd_links,
     "inspect": cmd_inspect,
-    "build": cmd_build,
+    **{name: _stage_command(name) for name in ("fetch", "extract", "dedup", "tokenizer",
+                                               "tokenize")},
 }
 
 
@@ -287,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, beam_flags = parser.parse_known_args(argv)
+        if args.command == "build":
+            from webtext_pipeline.cli_stages import cmd_build
+
+            return cmd_build(args, beam_flags, list(sys.argv[1:] if argv is None else argv))
         return COMMANDS[args.command](args, beam_flags)
     except UsageError as exc:
         print(f"webtext: error: {exc}", file=sys.stderr)
@@ -302,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if os.environ.get("WEBTEXT_DEBUG"):
             raise
-        print(f"webtext: failed: {type(exc).__name__}: {str(exc).splitlines()[0][:400]}"
+        first_line = (str(exc).splitlines() or ["(no message)"])[0][:400]
+        print(f"webtext: failed: {type(exc).__name__}: {first_line}"
               " (set WEBTEXT_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 

@@ -58,6 +58,25 @@ FETCHED_SCHEMA = pa.schema(
     ]
 )
 
+# One row per extracted and cleaned page (OUT/clean/part-*.parquet): the fetched
+# row without its HTML, plus the main text, the page's metadata and the
+# language verdict. The dedup stage adds dup_cluster and dup_cluster_size.
+CLEAN_SCHEMA = pa.schema(
+    [field for field in FETCHED_SCHEMA if field.name != "html"]
+    + [
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("extractor", pa.string(), nullable=False),  # trafilatura | readability
+        pa.field("page_title", pa.string(), nullable=False),
+        pa.field("published", pa.string(), nullable=False),
+        pa.field("sitename", pa.string(), nullable=False),
+        pa.field("author", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("lang_score", pa.float64(), nullable=False),
+        pa.field("n_chars", pa.int64(), nullable=False),
+        pa.field("n_words", pa.int64(), nullable=False),
+    ]
+)
+
 # Where each URL's response lives in the WARC archive (OUT/warc/index/*.parquet).
 WARC_INDEX_SCHEMA = pa.schema(
     [

@@ -21,6 +21,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from webtext_pipeline.links.sample import SAMPLE_SEED, SampleArticle, sample_articles
+from webtext_pipeline.localfs import write_if_changed
 
 WARC_DATE = "2018-02-01T00:00:00Z"
 
@@ -211,12 +212,8 @@ def _record(writer: WARCWriter, page: SamplePage) -> None:
 
 def write_sample_warc(path: str | Path, seed: int = SAMPLE_SEED) -> Path:
     """Write the sample web as one gzipped WARC (a record per response); return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        writer = WARCWriter(handle, gzip=True)
-        for page in sample_pages(seed):
-            _record(writer, page)
-    tmp.replace(path)
-    return path
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    for page in sample_pages(seed):
+        _record(writer, page)
+    return write_if_changed(path, buffer.getvalue())

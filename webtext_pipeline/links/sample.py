@@ -24,6 +24,8 @@ from pathlib import Path
 
 import zstandard
 
+from webtext_pipeline.localfs import write_if_changed
+
 SAMPLE_SEED = 2017
 SAMPLE_MONTHS = ("2017-10", "2017-11", "2017-12", "2018-01")
 # Month → (file name, posts). 2017-10 is written truncated, as a broken download would be.
@@ -279,8 +281,5 @@ def write_sample_dumps(out_dir: str | Path, seed: int = SAMPLE_SEED) -> list[Pat
         blob = _compress(path, data)
         if month == "2017-10":
             blob = blob[: len(blob) * 2 // 3]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(write_if_changed(path, blob))
     return sorted(paths)
