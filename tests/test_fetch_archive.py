@@ -138,6 +138,18 @@ def test_warc_files_rotate_by_size(server, tmp_path):
     assert {o["warc_file"] for o in outs.values()} == {w.name for w in warcs}
 
 
+def test_warc_files_rotate_by_record_count(server, tmp_path):
+    """A file's index rows stay in memory until it is finished: a count cap bounds them."""
+    urls = [server.url(f"/page/{i}") for i in range(10)]
+    outs = run(make_config(warc_dir=str(tmp_path), warc_max_records=4, respect_robots=False),
+               urls)
+    warcs = sorted(tmp_path.glob("*.warc.gz"))
+    assert len(warcs) == 3  # 4 + 4 + 2 responses
+    counts = [sum(1 for t, *_ in records(w) if t == "response") for w in warcs]
+    assert sorted(counts) == [2, 4, 4]
+    assert {o["warc_file"] for o in outs.values()} == {w.name for w in warcs}
+
+
 # --- replay -----------------------------------------------------------------------------------
 
 

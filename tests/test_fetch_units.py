@@ -326,3 +326,21 @@ def test_host_queues_never_break_politeness(work, per_host, delay):
             running.remove((end, host))
             queues.done(host)
             finished += 1
+
+
+def test_archive_index_keeps_what_it_loaded_and_only_the_newest_fetches():
+    from webtext_pipeline.fetch.archive import ArchivedAt, ArchiveIndex
+
+    def at(n: int) -> ArchivedAt:
+        return ArchivedAt("d", "f.warc.gz", n, 10, 200, "2017-12-01T00:00:00Z")
+
+    index = ArchiveIndex(recent_limit=3)
+    index.add("https://cache.example/old", at(0))
+    for n in range(1, 6):
+        index.remember(f"https://new.example/{n}", at(n))
+    assert "https://cache.example/old" in index  # loaded entries are never dropped
+    assert "https://new.example/1" not in index and "https://new.example/2" not in index
+    assert [index.get(f"https://new.example/{n}").offset for n in (3, 4, 5)] == [3, 4, 5]
+    assert len(index) == 4
+    index.remember("https://cache.example/old", at(9))  # a refetch shadows the loaded entry
+    assert index.get("https://cache.example/old").offset == 9

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ class ArchivedAt:
         return (self.fetched_at, self.warc_file, self.offset)
 
 
+# Responses archived by this process that stay indexed in memory (~0.5 KB each).
+RECENT_LIMIT = 20_000
+
+
 def archive_key(url: str) -> str:
     """The index key of a URL: its normal form, else the text as it is."""
     try:
@@ -67,21 +72,40 @@ def archive_key(url: str) -> str:
 
 
 class ArchiveIndex:
-    """URL -> ArchivedAt, for every response in a set of archive directories."""
+    """URL -> ArchivedAt, for every response in a set of archive directories.
 
-    def __init__(self) -> None:
+    What was loaded at start (the caches, and OUT/warc from earlier runs) is kept
+    whole; responses this process archives afterwards go to a bounded recent set
+    (`recent_limit`, least recently archived dropped first), so a worker's memory
+    stays flat in the number of URLs it fetches. A later run finds them again in
+    the WARC index files.
+    """
+
+    def __init__(self, recent_limit: int = RECENT_LIMIT) -> None:
         self._by_url: dict[str, ArchivedAt] = {}
+        self._recent: OrderedDict[str, ArchivedAt] = OrderedDict()
+        self.recent_limit = recent_limit
         self.scanned: list[str] = []  # WARC files indexed by scanning (for logs and tests)
 
     def __len__(self) -> int:
-        return len(self._by_url)
+        return len(self._by_url.keys() | self._recent.keys())
 
     def __contains__(self, url: str) -> bool:
-        return archive_key(url) in self._by_url
+        return self.get(url) is not None
 
     def get(self, url: str, normal: bool = False) -> ArchivedAt | None:
         """Where `url` is archived; `normal` when it is already in normal form (faster)."""
-        return self._by_url.get(url if normal else archive_key(url))
+        key = url if normal else archive_key(url)
+        where = self._recent.get(key)
+        return where if where is not None else self._by_url.get(key)
+
+    def remember(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
+        """A response this process just archived (kept among the `recent_limit` newest)."""
+        key = url if normal else archive_key(url)
+        self._recent[key] = where
+        self._recent.move_to_end(key)
+        if len(self._recent) > self.recent_limit:
+            self._recent.popitem(last=False)
 
     def add(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
         key = url if normal else archive_key(url)

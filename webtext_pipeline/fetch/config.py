@@ -65,6 +65,9 @@ class FetchConfig:
     warc_cache: tuple[str, ...] = ()
     offline: bool = False
     warc_max_bytes: int = 1 * GIB
+    # A WARC file's index rows stay in memory until it is finished (~0.5 KB each), so a
+    # file is also rotated after this many responses: memory stays flat in the URL count.
+    warc_max_records: int = 20_000
     # How many input rows one `fetch_many` call reads ahead of its outputs; the
     # look-ahead that lets other hosts proceed while a hot host waits its turn.
     max_pending: int = 10_000
@@ -83,7 +86,8 @@ class FetchConfig:
             )
         positive = (
             "connect_timeout", "read_timeout", "deadline", "max_bytes", "max_decoded_bytes",
-            "concurrency", "per_host_concurrency", "warc_max_bytes", "max_pending",
+            "concurrency", "per_host_concurrency", "warc_max_bytes", "warc_max_records",
+            "max_pending",
             "robots_max_bytes", "robots_cache_size",
         )
         for name in positive:

@@ -179,7 +179,7 @@ class Fetcher:
                 "format": "WARC File Format 1.1",
                 "http-header-user-agent": cfg.user_agent,
                 "robots": "obey" if cfg.respect_robots else "ignore",
-            })
+            }, max_records=cfg.warc_max_records)
         self._session = build_session(cfg)
         self._watchdog = Watchdog()
         self._pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="fetch")
@@ -375,7 +375,7 @@ class Fetcher:
         if done.host is not None:
             self._hosts.done(done.host)
         if done.archived is not None:
-            self._archive.add(*done.archived, normal=True)
+            self._archive.remember(*done.archived, normal=True)
         task = done.task
         if done.error is not None:
             raise RuntimeError(f"fetch step failed on {task.url}") from done.error
@@ -483,7 +483,7 @@ class Fetcher:
             if done.host is not None:
                 self._hosts.done(done.host)
             if done.archived is not None:
-                self._archive.add(*done.archived, normal=True)
+                self._archive.remember(*done.archived, normal=True)
         self._hosts.drain()
 
     # --- steps (worker threads) ----------------------------------------------------

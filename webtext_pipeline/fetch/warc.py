@@ -3,7 +3,7 @@
 Layout under `warc_dir`:
 
     webtext-<worker>-00000.warc.gz        one gzip member per record
-    webtext-<worker>-00001.warc.gz        (rotated past `warc_max_bytes`)
+    webtext-<worker>-00001.warc.gz        (rotated past `warc_max_bytes` or `warc_max_records`)
     index/webtext-<worker>-00000.warc.gz.parquet    WARC_INDEX_SCHEMA rows
 
 A file is written as `<name>.open` and renamed when it is finished; its index
@@ -203,10 +203,11 @@ class WarcSink:
     """
 
     def __init__(self, directory: str | Path, max_bytes: int, info: dict[str, str],
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, max_records: int = 20_000) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self.max_records = max_records
         self.info = info
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.records = RecordFactory()
@@ -241,7 +242,7 @@ class WarcSink:
                     "length": response_length, "status": capture.status,
                     "fetched_at": capture.date,
                 })
-            if target.size >= self.max_bytes:
+            if target.size >= self.max_bytes or target.responses >= self.max_records:
                 target.closing = True
                 self._file = None
         try:
