@@ -39,7 +39,7 @@ BUILD_FILE = "_build.json"
 # What a folder may hold to count as (a part of) a webtext build.
 BUILD_ENTRIES = frozenset({
     BUILD_FILE, "sample", "reddit-api", "links", "rejects", "warc", "fetched", "clean", "dedup",
-    "docs", "tokenizer", "tokens", "model", "report", "MANIFEST.json", "README.md",
+    "docs", "docs-state", "tokenizer", "tokens", "model", "report", "MANIFEST.json", "README.md",
 })
 
 

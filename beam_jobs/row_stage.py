@@ -51,6 +51,13 @@ class StageSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     input_columns: list[str] | None = None
     row_group_rows: int = ROW_GROUP_ROWS
+    # Where _stage.json goes (default: output_dir). The corpus keeps it out of OUT/docs so
+    # that folder holds nothing but Parquet (datasets' "parquet" loader reads every file).
+    state_dir: str | None = None
+
+    @property
+    def marker_dir(self) -> str:
+        return self.state_dir or self.output_dir
 
     @property
     def rejects_prefix(self) -> str:
@@ -117,14 +124,16 @@ def run_row_stage(
 ) -> StageSummary:
     """Run (or reuse) one stage; `transform` maps input rows to (outputs, rejects)."""
     expected = stage_state.fingerprint(spec.name, spec.fingerprint_inputs, spec.fingerprint_options)
-    done = stage_state.reusable(spec.output_dir, expected)
+    done = stage_state.reusable(spec.marker_dir, expected)
     if done:
         return StageSummary(
             stage=spec.name, rows_in=done["in"], rows_out=done["out"], rejects=done["rejects"],
             seconds=done["seconds"], reused=True, fingerprint=expected,
         )
     rejects_glob = join(spec.out, "rejects", f"{spec.rejects_prefix}-*.parquet")
-    stage_state.clear_outputs([join(spec.output_dir, "*"), rejects_glob])
+    stage_state.clear_outputs(
+        [join(spec.marker_dir, stage_state.STAGE_FILE), join(spec.output_dir, "*"), rejects_glob]
+    )
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     rows = (
@@ -151,5 +160,5 @@ def run_row_stage(
         seconds=round(time.monotonic() - started, 3),
         fingerprint=expected,
     )
-    stage_state.mark_complete(spec.output_dir, expected, summary.as_dict())
+    stage_state.mark_complete(spec.marker_dir, expected, summary.as_dict())
     return summary

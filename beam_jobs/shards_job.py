@@ -27,6 +27,7 @@ from webtext_pipeline.shards import DOCS_ROW_GROUP_ROWS, doc_row, shard_count
 
 STAGE = "shards"
 PREFIX = "shard"
+STATE_DIR = "docs-state"  # the stage's _stage.json: OUT/docs holds only the shards
 
 
 class ToDocRows(beam.PTransform):
@@ -76,6 +77,7 @@ def run_shards(
         fingerprint_options={"shard_bytes": shard_bytes, "val_fraction": val_fraction},
         metadata={"webtext.stage": STAGE, "webtext.val_fraction": repr(val_fraction)},
         row_group_rows=DOCS_ROW_GROUP_ROWS,
+        state_dir=join(out, STATE_DIR),
     )
     summary = run_row_stage(spec, ToDocRows(val_fraction), options)
     if not summary.balanced:

@@ -100,6 +100,25 @@ def test_shards_read_back_in_pyarrow_and_duckdb(full_build, manifest):
         assert (out / entry["path"]).stat().st_size == entry["bytes"]
 
 
+def test_datasets_loads_the_corpus_as_it_is(full_build, manifest, tmp_path):
+    """The dataset card's promise: `load_dataset("parquet", data_dir=OUT/docs)`, offline."""
+    out, _ = full_build
+    script = (
+        "import sys, datasets\n"
+        "ds = datasets.load_dataset('parquet', data_dir=sys.argv[1], cache_dir=sys.argv[2])\n"
+        "card = datasets.load_dataset(sys.argv[3], cache_dir=sys.argv[2])\n"
+        "print(ds['train'].num_rows, card['train'].num_rows)\n"
+    )
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", script, str(out / "docs"), str(tmp_path),
+                          str(out)], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = manifest["corpus"]["rows"]
+    assert run.stdout.split() == [str(rows), str(rows)]
+    assert sorted(p.name for p in (out / "docs").iterdir()) == [
+        e["path"].split("/")[-1] for e in manifest["shards"]]
+
+
 def test_report_card_tokens_and_model(full_build, manifest):
     out, run = full_build
     page = (out / "report" / "index.html").read_text()

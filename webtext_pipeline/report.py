@@ -643,6 +643,10 @@ def _corpus_sections(stats: Mapping) -> str:
     )
 
 
+def _shards(files: int) -> str:
+    return f"{files} Parquet shard{'' if files == 1 else 's'}"
+
+
 def _overview(build: Mapping) -> str:
     stats, balance = build["stats"], build["funnel"]
     splits = stats["splits"]
@@ -653,7 +657,7 @@ def _overview(build: Mapping) -> str:
         (" / ".join(f"{n:,}" if stats["rows"] < 100_000 else _fmt(n)
                     for n in (splits.get("train", 0), splits.get("val", 0))),
          "train / val documents"),
-        (_human_bytes(stats["bytes"]), f"in {stats['files']} Parquet shards"),
+        (_human_bytes(stats["bytes"]), f"in {_shards(stats['files'])}"),
         (f"{balance['links']:,}", "links to fetch"),
         (f"{balance['documents'] / max(balance['links'], 1):.1%}", "of links became documents"),
         (f"{stats['domains']['distinct']:,}", "domains"),
@@ -900,7 +904,7 @@ karma, fetched, extracted, cleaned and near-deduplicated, built with Apache Beam
 |---|---|
 | documents | {stats['rows']:,} ({splits.get('train', 0):,} train, {splits.get('val', 0):,} val) |
 | words | {stats['words']['total']:,} (mean {stats['words']['mean']:,.0f} per document) |
-| files | {stats['files']} Parquet shards, {_human_bytes(stats['bytes'])} |
+| files | {_shards(stats['files'])}, {_human_bytes(stats['bytes'])} |
 | domains | {stats['domains']['distinct']:,} distinct |
 | first posts | {span} |
 
