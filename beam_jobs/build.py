@@ -282,17 +282,33 @@ def write_books(plan: BuildPlan, funnel: list[dict], model: dict | None,
 
 
 def run_build(plan: BuildPlan, log: Callable[[str], None] = _say) -> dict:
-    """Run the build; returns {"funnel", "manifest"?, "model"?}. Raises on unbalanced books."""
-    funnel = run_corpus_stages(plan, log)
+    """Run the build; returns {"funnel", "manifest"?, "model"?}. Raises on unbalanced books.
+
+    On the DirectRunner the corpus stages run one pipeline each (resumable stage by
+    stage); on any other runner they run as one pipeline (beam_jobs.full_pipeline), and a
+    dry run returns after translating it.
+    """
+    from beam_jobs.options import is_local
+
+    if is_local(plan.options):
+        funnel = run_corpus_stages(plan, log)
+    else:
+        from beam_jobs.full_pipeline import run_remote_build
+
+        remote = run_remote_build(plan, log)
+        if remote["dry_run"]:
+            return remote
+        funnel = remote["funnel"]
     result: dict = {"funnel": funnel}
     if ORDER.index(plan.until) < ORDER.index("shards"):
         log(f"build: stopped after {plan.until} (--until)")
         return result
+    if "://" in plan.out:
+        log("build: the corpus is written; the tokenizer, model, MANIFEST.json, report and card "
+            "are made on one machine from a local copy of OUT/docs (docs/scaling.md)")
+        return result
     models = run_model_stages(plan, log)
     result.update(models)
-    if "://" in plan.out:
-        log("build: MANIFEST.json, report and card are written for local output folders only")
-        return result
     result["manifest"] = write_books(plan, funnel, models.get("model"), log)
     if not result["manifest"]["funnel"]["balanced"]:
         raise RuntimeError(result["manifest"]["funnel"]["equation"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -239,3 +240,19 @@ def test_output_folder_holding_a_different_build(full_build, tmp_path):
     (stranger / "notes.txt").write_text("mine")
     _one_line_failure(webtext("build", "--out", str(stranger)), "--out", "not a webtext build")
     assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+
+
+def test_a_build_from_dumps_continues_stage_by_stage(full_build, tmp_path):
+    """--dumps builds are identified by their files: the same files continue, others refuse."""
+    out, _ = full_build
+    dumps = tmp_path / "dumps"
+    shutil.copytree(out / "sample" / "dumps", dumps)
+    target = tmp_path / "out"
+    for until in ("links", "fetch"):
+        run = webtext("build", "--dumps", str(dumps), "--out", str(target), "--until", until,
+                      "--offline", "--warc-cache", str(out / "sample" / "web"))
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert "build: links reused" in run.stdout
+    (dumps / "RS_2017-12.xz").unlink()
+    _one_line_failure(webtext("build", "--dumps", str(dumps), "--out", str(target)),
+                      "--out", "different build")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -127,7 +128,7 @@ def _sample_web(out: str) -> str:
 def build_plan(args: argparse.Namespace, beam_flags: list[str], argv: list[str]):
     """Check every option, then claim --out and gather the inputs: a BuildPlan."""
     from beam_jobs.build import BuildPlan, check_out_folder, claim_out_folder
-    from beam_jobs.options import pipeline_options
+    from beam_jobs.options import is_dry_run, pipeline_options
     from webtext_pipeline.build_options import train_settings, val_fraction
     from webtext_pipeline.cli_common import dump_inputs, link_rules
     from webtext_pipeline.dedup.commands import dedup_params
@@ -150,9 +151,12 @@ def build_plan(args: argparse.Namespace, beam_flags: list[str], argv: list[str])
         from beam_jobs.files import match_dump_files
 
         identity_inputs = match_dump_files(args.dumps)
-    identity = {"inputs": identity_inputs, "link_rules": dataclasses.asdict(rules)}
-    check_out_folder(args.out, identity, args.overwrite)
-    claim_out_folder(args.out, identity, args.overwrite)
+    # As JSON reads it back from _build.json (tuples become lists), so a rerun compares equal.
+    identity = json.loads(json.dumps(
+        {"inputs": identity_inputs, "link_rules": dataclasses.asdict(rules)}))
+    if not (is_dry_run(options) and "://" in args.out):  # a dry run never touches the bucket
+        check_out_folder(args.out, identity, args.overwrite)
+        claim_out_folder(args.out, identity, args.overwrite)
     files, skipped = dump_inputs(args)
     if on_sample and not args.warc_cache:
         web = _sample_web(args.out)
@@ -177,6 +181,9 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str], argv: list[str]) 
     except TokenizerError as exc:
         raise UsageError(str(exc)) from None
     model = result.get("model")
+    if result.get("dry_run"):
+        print(f"build: {result['transforms']} transforms in {len(result['steps'])} steps "
+              "translated for the runner; nothing was submitted")
     if model and not model["validation"].get("passed", True):
         print("build: the model did not beat the unigram baseline by the margin; "
               f"see {os.path.join(args.out, 'model', 'validation.json')}", file=sys.stderr)
