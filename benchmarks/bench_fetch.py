@@ -54,6 +54,7 @@ from _common import (  # noqa: E402
     fmt_mib,
     load_average,
     machine_line,
+    max_rss_self,
     print_table,
     run_measured,
 )
@@ -93,18 +94,6 @@ def deep_size(root: object) -> int:
     return total
 
 
-def vm_hwm() -> int:
-    """This process's peak RSS from the kernel (VmHWM), in bytes; 0 if unknown."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def child(args: argparse.Namespace) -> None:
     """Fetch `--pages` pages over the first `--hosts` addresses; print one JSON line."""
     from webtext_pipeline.fetch import FetchConfig, Fetcher
@@ -140,11 +129,11 @@ def child(args: argparse.Namespace) -> None:
             + deep_size(getattr(archive, "_recent", {})),
             "warc_rows": len(open_file.rows) if open_file is not None else 0,
             "warc_rows_bytes": deep_size(open_file.rows) if open_file is not None else 0,
-            "hwm_fetching": vm_hwm(),  # peak while fetching (before close)
+            "hwm_fetching": max_rss_self(),  # peak while fetching (before close)
         }
     fetcher.close()
     if args.sizes:
-        sizes["hwm"] = vm_hwm()  # peak overall: close() writes the open file's Parquet index
+        sizes["hwm"] = max_rss_self()  # peak overall: close() writes the open file's Parquet index
     print(json.dumps({"fetched": fetched, "rejected": rejected, "reasons": reasons,
                       "wall": wall, "cpu": cpu, "requests": fetcher.stats["requests"],
                       **sizes}),

@@ -61,21 +61,20 @@ FETCHED_SCHEMA = pa.schema(
 # One row per extracted and cleaned page (OUT/clean/part-*.parquet): the fetched
 # row without its HTML, plus the main text, the page's metadata and the
 # language verdict. The dedup stage adds dup_cluster and dup_cluster_size.
-CLEAN_SCHEMA = pa.schema(
-    [field for field in FETCHED_SCHEMA if field.name != "html"]
-    + [
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("extractor", pa.string(), nullable=False),  # trafilatura | readability
-        pa.field("page_title", pa.string(), nullable=False),
-        pa.field("published", pa.string(), nullable=False),
-        pa.field("sitename", pa.string(), nullable=False),
-        pa.field("author", pa.string(), nullable=False),
-        pa.field("lang", pa.string(), nullable=False),
-        pa.field("lang_score", pa.float64(), nullable=False),
-        pa.field("n_chars", pa.int64(), nullable=False),
-        pa.field("n_words", pa.int64(), nullable=False),
-    ]
-)
+EXTRACTED_FIELDS = [
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("extractor", pa.string(), nullable=False),  # trafilatura | readability
+    pa.field("page_title", pa.string(), nullable=False),
+    pa.field("published", pa.string(), nullable=False),
+    pa.field("sitename", pa.string(), nullable=False),
+    pa.field("author", pa.string(), nullable=False),
+    pa.field("lang", pa.string(), nullable=False),
+    pa.field("lang_score", pa.float64(), nullable=False),
+    pa.field("n_chars", pa.int64(), nullable=False),
+    pa.field("n_words", pa.int64(), nullable=False),
+]
+CLEAN_SCHEMA = pa.schema([field for field in FETCHED_SCHEMA if field.name != "html"]
+                         + EXTRACTED_FIELDS)
 
 # Where each URL's response lives in the WARC archive (OUT/warc/index/*.parquet).
 WARC_INDEX_SCHEMA = pa.schema(
@@ -91,28 +90,15 @@ WARC_INDEX_SCHEMA = pa.schema(
 
 # The corpus: one row per kept document, in OUT/docs/shard-*.parquet.
 DOCS_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("url", pa.string(), nullable=False),
-        pa.field("final_url", pa.string(), nullable=False),
-        pa.field("domain", pa.string(), nullable=False),
-        pa.field("title", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("reddit_score", pa.int64(), nullable=False),
-        pa.field("reddit_posts", pa.int64(), nullable=False),
-        pa.field("subreddits", pa.list_(pa.string()), nullable=False),
-        pa.field("created_utc", pa.int64(), nullable=False),
-        pa.field("fetched_at", pa.string(), nullable=False),
-        pa.field("http_status", pa.int32(), nullable=False),
-        pa.field("extractor", pa.string(), nullable=False),
-        pa.field("page_title", pa.string(), nullable=False),
-        pa.field("published", pa.string(), nullable=False),
-        pa.field("sitename", pa.string(), nullable=False),
-        pa.field("author", pa.string(), nullable=False),
-        pa.field("lang", pa.string(), nullable=False),
-        pa.field("lang_score", pa.float64(), nullable=False),
-        pa.field("n_chars", pa.int64(), nullable=False),
-        pa.field("n_words", pa.int64(), nullable=False),
+    [CLEAN_SCHEMA.field(name) for name in ("id", "url", "final_url", "domain", "title", "text")]
+    + [
+        pa.field("reddit_score", pa.int64(), nullable=False),  # the links' max score
+        pa.field("reddit_posts", pa.int64(), nullable=False),  # the links' n_posts
+    ]
+    + [CLEAN_SCHEMA.field(name) for name in ("subreddits", "created_utc", "fetched_at",
+                                              "http_status")]
+    + [field for field in EXTRACTED_FIELDS if field.name != "text"]
+    + [
         pa.field("dup_cluster", pa.string(), nullable=False),
         pa.field("dup_cluster_size", pa.int64(), nullable=False),
         pa.field("split", pa.string(), nullable=False),

@@ -16,6 +16,7 @@ import re
 import shutil
 from collections.abc import Callable
 
+from webtext_pipeline.argtypes import positive_int
 from webtext_pipeline.tokenizer.bytelevel import (
     DEFAULT_MAX_TRAIN_BYTES,
     DEFAULT_VOCAB_SIZE,
@@ -41,18 +42,8 @@ def byte_size(text: str) -> int | None:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
-
-
 def _add_training_options(group, seed_flag: str = "--seed") -> None:
-    group.add_argument("--vocab-size", type=_positive_int, default=DEFAULT_VOCAB_SIZE,
+    group.add_argument("--vocab-size", type=positive_int, default=DEFAULT_VOCAB_SIZE,
                        metavar="N", help="ids including <|endoftext|> (default 50257, GPT-2's); "
                        "a small corpus may support fewer, and the files say how many")
     group.add_argument("--max-train-bytes", type=byte_size, default=DEFAULT_MAX_TRAIN_BYTES,
@@ -60,7 +51,7 @@ def _add_training_options(group, seed_flag: str = "--seed") -> None:
                        "all (default 256MiB)")
     group.add_argument(seed_flag, type=int, default=0, dest="tokenizer_seed", metavar="N",
                        help="sample seed (default 0)")
-    group.add_argument("--min-frequency", type=_positive_int, default=2, metavar="N",
+    group.add_argument("--min-frequency", type=positive_int, default=2, metavar="N",
                        help="a merge needs a pair seen at least N times (default 2)")
 
 
@@ -80,7 +71,7 @@ def add_tokenize_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokenizer", metavar="DIR|gpt2",
                        help="a tokenizer folder, or gpt2 for GPT-2's own (nanoGPT's "
                        "OpenWebText tokens); default OUT/tokenizer")
-    group.add_argument("--workers", type=_positive_int, metavar="N",
+    group.add_argument("--workers", type=positive_int, metavar="N",
                        help="processes (default: one per core)")
     group.add_argument("--force", action="store_true",
                        help="tokenize again even if OUT/tokens was made from the same input")
@@ -93,7 +84,7 @@ def add_build_tokenizer_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokenizer", choices=("train", "gpt2"), default="train",
                        help="train a byte-level BPE on the corpus (default), or use GPT-2's")
     _add_training_options(group, seed_flag="--tokenizer-seed")
-    group.add_argument("--tokenize-workers", type=_positive_int, metavar="N",
+    group.add_argument("--tokenize-workers", type=positive_int, metavar="N",
                        help="tokenizing processes (default: one per core)")
 
 

@@ -12,30 +12,11 @@ import argparse
 import os
 from collections.abc import Callable
 
+from webtext_pipeline.argtypes import positive_float, positive_int
 from webtext_pipeline.train import TrainUsageError, require_torch
 from webtext_pipeline.train.config import CONFIG_NAMES, train_config
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
 
 
 def _device(text: str) -> str:
@@ -51,24 +32,24 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="token files (train.bin, val.bin, meta.json); default OUT/tokens")
     group.add_argument("--config", choices=CONFIG_NAMES, default="compact",
                        help="model size (default: compact; tiny trains on a CPU in seconds)")
-    group.add_argument("--max-steps", type=_positive_int, metavar="N")
-    group.add_argument("--max-tokens", type=_positive_int, metavar="N",
+    group.add_argument("--max-steps", type=positive_int, metavar="N")
+    group.add_argument("--max-tokens", type=positive_int, metavar="N",
                        help="stop after this many training tokens (1e9 works)")
-    group.add_argument("--max-minutes", type=_positive_float, metavar="M",
+    group.add_argument("--max-minutes", type=positive_float, metavar="M",
                        help="stop after this much training time (a resumed run counts all)")
     group.add_argument("--device", type=_device, default="auto", help=DEVICE_CHOICES)
     group.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto",
                        help="auto: bf16 autocast on a CUDA GPU that has it, else fp32")
     group.add_argument("--compile", action="store_true", help="torch.compile the model")
-    group.add_argument("--threads", type=_positive_int, metavar="N",
+    group.add_argument("--threads", type=positive_int, metavar="N",
                        help="PyTorch CPU threads (default: all cores; 1 on a shared machine)")
-    group.add_argument("--batch-size", type=_positive_int, metavar="N",
+    group.add_argument("--batch-size", type=positive_int, metavar="N",
                        help="sequences per micro-batch (default: the config's)")
-    group.add_argument("--grad-accum", type=_positive_int, metavar="N",
+    group.add_argument("--grad-accum", type=positive_int, metavar="N",
                        help="micro-batches per optimiser step (default: the config's)")
-    group.add_argument("--lr", type=_positive_float, metavar="LR", help="peak learning rate")
+    group.add_argument("--lr", type=positive_float, metavar="LR", help="peak learning rate")
     group.add_argument("--warmup-steps", type=int, metavar="N")
-    group.add_argument("--eval-interval", type=_positive_int, metavar="N")
+    group.add_argument("--eval-interval", type=positive_int, metavar="N")
     group.add_argument("--seed", type=int, default=None)
     group.add_argument("--tokenizer", metavar="DIR",
                        help="tokenizer files to copy beside the checkpoint; default "
@@ -77,7 +58,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                        help="start over even if OUT/model holds a checkpoint")
     group.add_argument("--no-validate", action="store_true",
                        help="skip the validation report after training")
-    group.add_argument("--margin", type=_positive_float, default=None, metavar="NATS",
+    group.add_argument("--margin", type=positive_float, default=None, metavar="NATS",
                        help="validation pass margin below the unigram baseline (default 0.5)")
 
 
@@ -89,9 +70,9 @@ def add_validate_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokens", required=True, metavar="DIR", help="token files")
     group.add_argument("--tokenizer", metavar="DIR",
                        help="tokenizer for text samples; default: the one beside the model")
-    group.add_argument("--margin", type=_positive_float, default=None, metavar="NATS",
+    group.add_argument("--margin", type=positive_float, default=None, metavar="NATS",
                        help="pass margin below the unigram baseline (default 0.5)")
-    group.add_argument("--max-val-tokens", type=_positive_int, default=1 << 20, metavar="N",
+    group.add_argument("--max-val-tokens", type=positive_int, default=1 << 20, metavar="N",
                        help="validation tokens to score (default 1,048,576)")
     group.add_argument("--device", type=_device, default="auto", help=DEVICE_CHOICES)
 
