@@ -24,6 +24,8 @@ from typing import TextIO
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from webtext_pipeline.manifest import human_bytes
+
 SUMMARY_COLUMNS = ("split", "domain", "n_words")
 HEAD_COLUMNS = ("id", "split", "domain", "reddit_score", "n_words", "title", "text")
 CELL_WIDTH = 48
@@ -118,14 +120,6 @@ def format_table(header: Sequence[str], rows: Iterable[Sequence], *,
     return "\n".join(out)
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _day(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
 
@@ -206,7 +200,7 @@ def summarize(path: str, top: int = 10, batch_size: int = 65536) -> dict:
 def format_summary(summary: dict, max_files: int = 10) -> str:
     rows = summary["rows"]
     out = [f"{summary['path']}: {len(summary['files'])} file(s), {rows:,} rows, "
-           f"{_bytes(summary['bytes'])}, {summary['row_groups']:,} row groups"]
+           f"{human_bytes(summary['bytes'])}, {summary['row_groups']:,} row groups"]
     if summary["words"]:
         out.append(f"words: {summary['words']:,} (mean {summary['words'] / max(rows, 1):,.0f} "
                    "per document)")
@@ -227,7 +221,7 @@ def format_summary(summary: dict, max_files: int = 10) -> str:
                 format_table(("domain", "rows", "share"), top, indent="  ", commas=True)]
     files = summary["files"]
     shown = files if len(files) <= max_files else files[: max_files - 1]
-    table = [(f["file"], f["rows"], f["row_groups"], _bytes(f["bytes"])) for f in shown]
+    table = [(f["file"], f["rows"], f["row_groups"], human_bytes(f["bytes"])) for f in shown]
     if len(shown) < len(files):
         table.append((f"… {len(files) - len(shown)} more", None, None, ""))
     out += ["", "files", format_table(("file", "rows", "row groups", "size"), table,

@@ -55,6 +55,15 @@ PACKAGES = (
 _STAGE_KEYS = ("stage", "in", "out", "kept", "rejects")
 
 
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary units), for the report, the card and `inspect`."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 class ManifestError(ValueError):
     """A manifest input is malformed (a funnel without counts, an unreadable shard)."""
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from webtext_pipeline.manifest import balance_funnel
+from webtext_pipeline.manifest import balance_funnel, human_bytes
 from webtext_pipeline.records import DOCS_SCHEMA
 
 REPORT_DIR = "report"
@@ -532,14 +532,6 @@ def _table(header: Sequence[str], rows: Iterable[Sequence], numeric: Iterable[in
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _funnel_section(balance: Mapping) -> str:
     status = "ok" if balance["balanced"] else "bad"
     parts = ['<section id="funnel"><h2>Funnel</h2>',
@@ -657,7 +649,7 @@ def _overview(build: Mapping) -> str:
         (" / ".join(f"{n:,}" if stats["rows"] < 100_000 else _fmt(n)
                     for n in (splits.get("train", 0), splits.get("val", 0))),
          "train / val documents"),
-        (_human_bytes(stats["bytes"]), f"in {_shards(stats['files'])}"),
+        (human_bytes(stats["bytes"]), f"in {_shards(stats['files'])}"),
         (f"{balance['links']:,}", "links to fetch"),
         (f"{balance['documents'] / max(balance['links'], 1):.1%}", "of links became documents"),
         (f"{stats['domains']['distinct']:,}", "domains"),
@@ -904,7 +896,7 @@ karma, fetched, extracted, cleaned and near-deduplicated, built with Apache Beam
 |---|---|
 | documents | {stats['rows']:,} ({splits.get('train', 0):,} train, {splits.get('val', 0):,} val) |
 | words | {stats['words']['total']:,} (mean {stats['words']['mean']:,.0f} per document) |
-| files | {_shards(stats['files'])}, {_human_bytes(stats['bytes'])} |
+| files | {_shards(stats['files'])}, {human_bytes(stats['bytes'])} |
 | domains | {stats['domains']['distinct']:,} distinct |
 | first posts | {span} |
 
