@@ -214,7 +214,8 @@ def run_corpus_stages(plan: BuildPlan, log: Callable[[str], None]) -> list[dict]
         ("fetch", lambda: run_fetch(join(out, "links"), out, plan.fetch, options)),
         ("extract", lambda: run_extract(join(out, "fetched"), out, plan.extract, plan.clean,
                                         options)),
-        ("dedup", lambda: run_dedup(join(out, "clean"), out, options, plan.dedup)),
+        ("dedup", lambda: run_dedup(join(out, "clean"), out, options, plan.dedup,
+                                    kept_subdir="dedup")),
         ("shards", lambda: run_shards(join(out, "dedup"), out, options, plan.shard_bytes,
                                       plan.val_fraction)),
     ]

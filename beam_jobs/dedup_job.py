@@ -399,7 +399,7 @@ class _RouteAndWriteShard(beam.DoFn):
 
 
 class WriteDeduplicated(beam.PTransform):
-    """(docs, decisions) → OUT/dedup/part-*.parquet in one shuffle of the documents
+    """(docs, decisions) → OUT/<kept>/part-*.parquet in one shuffle of the documents
     (grouped by output shard, not by id and then again by shard); returns reject rows.
 
     A document goes to shard_of(repr((id,))), as WriteSortedShards with sort key
@@ -510,17 +510,19 @@ def run_dedup(
     options: PipelineOptions,
     params: DedupParams | None = None,
     num_shards: int | None = None,
+    kept_subdir: str = "docs",
 ) -> DedupSummary:
-    """Read every *.parquet in in_dir, deduplicate, write OUT/dedup/part-*.parquet and
+    """Read every *.parquet in in_dir, deduplicate, write OUT/<kept_subdir>/part-*.parquet and
     OUT/rejects/dedup-part-*.parquet, and check in = kept + Σ rejects from the files.
 
     A rerun with the same input files and parameters reuses the finished output
-    (OUT/dedup/_stage.json holds the fingerprint).
+    (OUT/<kept_subdir>/_stage.json holds the fingerprint). `webtext dedup` writes the kept
+    documents to OUT/docs; `webtext build` to OUT/dedup, the input of the corpus shards.
     """
     params = params or DedupParams()
     files = input_files(in_dir)
     schema, rows_in, nbytes = inspect_inputs(files)
-    docs_dir, rejects_dir = join(out_dir, "dedup"), join(out_dir, "rejects")
+    docs_dir, rejects_dir = join(out_dir, kept_subdir), join(out_dir, "rejects")
     if FileSystems.join(in_dir.rstrip("/"), "") == FileSystems.join(docs_dir.rstrip("/"), ""):
         raise InputError(f"--in {in_dir}: is the output folder itself; pick another --out")
     layout = params.layout

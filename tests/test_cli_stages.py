@@ -59,7 +59,7 @@ def test_dedup_command(built, tmp_path, capsys):
                  "0.8", *RUNNER]) == 0
     printed = capsys.readouterr().out
     assert "(balanced)" in printed and "LSH layout" in printed
-    kept = rows(out / "dedup", "part-*.parquet")
+    kept = rows(out / "docs", "part-*.parquet")
     assert kept == rows(built / "dedup", "part-*.parquet")
     assert rows(built / "clean", "part-*.parquet") == kept + rows(out / "rejects", "dedup-*")
 

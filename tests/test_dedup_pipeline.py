@@ -110,7 +110,7 @@ def stage(tmp_path_factory):
 
 def test_books_balance_and_every_document_is_accounted_for(stage):
     root, docs, _expect, summary = stage
-    kept = read_rows(root / "out" / "dedup", "part-*.parquet")
+    kept = read_rows(root / "out" / "docs", "part-*.parquet")
     rejects = read_rows(root / "out" / "rejects", "dedup-part-*.parquet")
     assert summary.balanced and summary.rows_in == len(docs) == len(kept) + len(rejects)
     assert sorted([r["id"] for r in kept] + [r["key"] for r in rejects]) == sorted(
@@ -118,14 +118,14 @@ def test_books_balance_and_every_document_is_accounted_for(stage):
     )
     assert summary.rejects == {"near_duplicate": 4, "exact_duplicate": 2}
     assert set(summary.rejects) <= set(DEDUP_REASONS)
-    state = json.loads((root / "out" / "dedup" / "_stage.json").read_text())
+    state = json.loads((root / "out" / "docs" / "_stage.json").read_text())
     assert state["balanced"] and state["layout"] == [18, 6]
 
 
 def test_exact_copies_keep_the_highest_score(stage):
     root, *_ = stage
     rejects = {r["key"]: r for r in read_rows(root / "out" / "rejects", "dedup-part-*")}
-    kept = {r["id"]: r for r in read_rows(root / "out" / "dedup", "part-*")}
+    kept = {r["id"]: r for r in read_rows(root / "out" / "docs", "part-*")}
     assert "ex-b" in kept and kept["ex-b"]["dup_cluster"] == "ex-b"
     assert kept["ex-b"]["dup_cluster_size"] == 3
     for loser in ("ex-a", "ex-c"):
@@ -138,7 +138,7 @@ def test_near_copies_tie_on_score_and_the_earliest_post_wins(stage):
     root, _docs, expect, _summary = stage
     assert min(expect["near"]) >= 0.8
     rejects = {r["key"]: r for r in read_rows(root / "out" / "rejects", "dedup-part-*")}
-    kept = {r["id"]: r for r in read_rows(root / "out" / "dedup", "part-*")}
+    kept = {r["id"]: r for r in read_rows(root / "out" / "docs", "part-*")}
     assert kept["nr-b"]["dup_cluster_size"] == 3
     assert rejects["nr-a"]["reason"] == rejects["nr-c"]["reason"] == "near_duplicate"
     assert rejects["nr-a"]["detail"].startswith("kept=nr-b ")
@@ -148,7 +148,7 @@ def test_a_transitive_chain_is_one_cluster_and_without_scores_the_smallest_id_wi
     root, _docs, expect, _summary = stage
     ab, bc, ac = expect["chain"]
     assert ab >= 0.8 and bc >= 0.8 and ac < 0.8
-    kept = {r["id"]: r for r in read_rows(root / "out" / "dedup", "part-*")}
+    kept = {r["id"]: r for r in read_rows(root / "out" / "docs", "part-*")}
     rejects = {r["key"]: r for r in read_rows(root / "out" / "rejects", "dedup-part-*")}
     assert kept["ch-a"]["dup_cluster_size"] == 3
     assert rejects["ch-c"]["detail"] == "kept=ch-a cluster_size=3"
@@ -156,7 +156,7 @@ def test_a_transitive_chain_is_one_cluster_and_without_scores_the_smallest_id_wi
 
 def test_outputs_have_the_input_columns_plus_the_cluster_columns(stage):
     root, docs, _expect, _summary = stage
-    for path in (root / "out" / "dedup").glob("part-*.parquet"):
+    for path in (root / "out" / "docs").glob("part-*.parquet"):
         table = pq.read_table(path)
         assert table.schema.names == ["id", "text", "reddit_score", "created_utc", "url",
                                       "dup_cluster", "dup_cluster_size"]
@@ -166,7 +166,7 @@ def test_outputs_have_the_input_columns_plus_the_cluster_columns(stage):
         assert ids == sorted(ids)
     for path in (root / "out" / "rejects").glob("dedup-part-*.parquet"):
         assert pq.read_table(path).schema.remove_metadata() == REJECTS_SCHEMA
-    kept = {r["id"]: r for r in read_rows(root / "out" / "dedup", "part-*")}
+    kept = {r["id"]: r for r in read_rows(root / "out" / "docs", "part-*")}
     assert kept["solo-00"]["dup_cluster"] == "solo-00" and kept["solo-00"]["dup_cluster_size"] == 1
     assert kept["empty-1"]["dup_cluster_size"] == 1 and "short" in kept
     source = {d["id"]: d for d in docs}
@@ -179,7 +179,7 @@ def test_output_is_byte_identical_however_the_input_is_split(stage, tmp_path):
     random.Random(99).shuffle(shuffled)
     write_docs(tmp_path / "in", shuffled, files=1)
     run_dedup(str(tmp_path / "in"), str(tmp_path / "out"), options(), DedupParams())
-    for sub, pattern in (("dedup", "part-*.parquet"), ("rejects", "dedup-part-*.parquet")):
+    for sub, pattern in (("docs", "part-*.parquet"), ("rejects", "dedup-part-*.parquet")):
         first = sorted((root / "out" / sub).glob(pattern))
         second = sorted((tmp_path / "out" / sub).glob(pattern))
         assert [p.name for p in first] == [p.name for p in second]
@@ -306,12 +306,12 @@ def test_the_stage_writes_what_deduplicate_plus_write_sorted_shards_would(stage,
         )
         _ = kept | WriteSortedShards(str(tmp_path / "plain"), "part", schema, 3, doc_sort_key,
                                      metadata)
-    staged = sorted((tmp_path / "staged" / "dedup").glob("part-*.parquet"))
+    staged = sorted((tmp_path / "staged" / "docs").glob("part-*.parquet"))
     plain = sorted((tmp_path / "plain").glob("part-*.parquet"))
     assert [p.name for p in staged] == [p.name for p in plain] and len(staged) == 3
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(staged, plain, strict=True))
     local = dedup_local(docs, DedupParams())
-    assert sorted(r["id"] for r in read_rows(tmp_path / "staged" / "dedup", "part-*")) == sorted(
+    assert sorted(r["id"] for r in read_rows(tmp_path / "staged" / "docs", "part-*")) == sorted(
         r["id"] for r in local.kept
     )
 
@@ -321,5 +321,5 @@ def test_an_empty_input_writes_empty_shards_and_balances(tmp_path):
     write_docs(tmp_path / "in", [], schema=schema)
     summary = run_dedup(str(tmp_path / "in"), str(tmp_path / "out"), options())
     assert summary.rows_in == summary.kept == 0 and summary.rejects == {} and summary.balanced
-    shards = list((tmp_path / "out" / "dedup").glob("part-*.parquet"))
+    shards = list((tmp_path / "out" / "docs").glob("part-*.parquet"))
     assert len(shards) == 1 and pq.read_table(shards[0]).num_rows == 0
