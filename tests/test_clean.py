@@ -166,6 +166,34 @@ def test_language_id_is_deterministic_across_calls_threads_and_processes():
     assert [tuple(x) for x in json.loads(out)] == sequential[:5]
 
 
+def test_language_probabilities_are_langdetects_own_bit_for_bit():
+    from webtext_pipeline.clean import lang
+
+    texts = [ENGLISH, GERMAN, FRENCH, JAPANESE, ENGLISH[:300] + GERMAN[:300], ENGLISH.upper()]
+    texts += [
+        "Привет мир, как дела? Это простой тест для определения языка текста.",
+        "这是一个测试句子，用于语言检测。我们希望它能正确识别中文。",
+        "Tiếng Việt có dấu: Đại học Quốc gia Hà Nội là một trường đại học.",
+        "مرحبا بالعالم، هذا اختبار بسيط لتحديد لغة النص.",
+        "Şişli'de bir ţară românească, şi încă una.",
+        "12345 67890",
+        "",
+    ]
+    if DEV.is_dir():
+        texts += [
+            normalize_text(path.read_text(encoding="utf-8"))[:500]
+            for path in sorted(DEV.glob("*.txt"))[:40]
+        ]
+    factory = lang._get_factory()
+    for text in texts:
+        ours, theirs = factory.create(), factory.create()
+        ours.append(text)
+        theirs.append(text)
+        expected = lang.reference_probabilities(theirs)
+        got = lang._probabilities(ours)
+        assert [(x.lang, x.prob) for x in got or []] == [(x.lang, x.prob) for x in expected or []]
+
+
 # --- each quality rule fires on its crafted text ------------------------------------------
 
 CRAFTED = {

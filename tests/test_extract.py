@@ -177,6 +177,49 @@ def test_lean_metadata_matches_trafilatura_extract_metadata():
 
 
 @needs_dev
+def test_lean_author_matches_trafilatura_extract_author():
+    from trafilatura.metadata import extract_author
+
+    found = 0
+    for page in load_dev(
+        "rd-guardian-1", "sh-7a664e40d256470f", "rd-yahoo-1", "sh-c58aa507c4deebd6", "rd-medium-1"
+    ):
+        tree = core.parse_html(page["html"])
+        core.strip_non_content(tree, keep_json_ld=True)
+        expected = extract_author(tree)
+        found += expected is not None
+        assert core.lean_author(tree) == expected
+    assert found
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        # discarded elements inside the author element: their tails join the text
+        '<div class="author">By<time>today</time>John Smith<figure>x</figure>, staff</div>',
+        '<span class="byline"><span class="date">May 1</span>Jane <a class="print">p</a>Doe</span>',
+        # an author inside a discarded block is not an author
+        '<div class="sidebar"><span class="author">Hidden Person</span></div>'
+        '<p class="author-name">Real Person</p>',
+        '<section class="comments"><div class="author">Commenter X</div></section>'
+        '<h3 class="writer">Writer Y</h3>',
+        # XPath order: the specific expression wins over the generic ones
+        '<span id="Author">Mr Generic</span><a rel="author">Bob Jones</a>',
+        '<p itemprop="author"><span class="quote">q</span></p><span id="Author">Mr Author</span>',
+        "<author>Alan Turing</author><div data-component='Byline'>Ada Lovelace</div>",
+        '<a rel="author" href="#">A</a><div class="BBL">Too short first</div>',
+        '<p class="author"><rel>me</rel>Xavier Y</p>',
+        "<p>no author here</p>",
+    ],
+)
+def test_lean_author_matches_trafilatura_on_edge_cases(html):
+    from trafilatura.metadata import extract_author
+
+    tree = core.parse_html(f"<html><body>{html}</body></html>")
+    assert core.lean_author(tree) == extract_author(tree)
+
+
+@needs_dev
 def test_lean_readability_gives_readability_lxmls_own_text():
     from readability import Document
 

@@ -176,6 +176,10 @@ class ExtractWorker:
     ) -> tuple[str, Extraction | str]:
         """(OK, Extraction) | (TIMEOUT, detail) | (ERROR, message); never raises for a page."""
         config = config or self.config
+        if self._core is _default_core and isinstance(html, str):
+            # extract_page parses UTF-8 bytes: encoding here (which pickling a str does
+            # anyway) spares the child decoding the page and encoding it again
+            html = html.encode("utf-8", "replace")
         if self._proc is None or not self._proc.is_alive():
             self._kill()
             self._start()
