@@ -37,6 +37,13 @@ is the same batching with only an end-of-window event-time timer: a bag of
 rows per key, emitted when it reaches `batch_size`, the remainder when the
 (global) window ends. Every runner supports that state and timer kind.
 
+Remote archives. `--out gs://…/webtext` puts the WARC files in OUT/warc on the
+bucket: each worker writes its files in a local staging folder and, when one is
+finished (rotation, end of bundle, teardown), publishes it and its index there
+through Beam's FileSystems (`FileSystemsStore`, the store every Fetcher of
+this job gets); a `--warc-cache gs://…` is read the same way. Local folders are
+written and read in place, as before.
+
 Checked on the DirectRunner in_memory and `--direct_running_mode=multi_processing`
 (every DoFn and the FetchConfig pickle), see tests/test_fetch_pipeline.py.
 """
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, replace
@@ -52,6 +60,8 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import coders
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms import userstate
@@ -61,8 +71,9 @@ from beam_jobs import progress, stage_state
 from beam_jobs.files import InputError, join
 from beam_jobs.parquet_inputs import count_rows, list_parquet
 from beam_jobs.row_stage import NAMESPACE, StageSpec, StageSummary, run_row_stage
-from webtext_pipeline.fetch import ArchiveIndex, FetchConfig, Fetcher, recover_orphans
+from webtext_pipeline.fetch import ArchiveIndex, ArchiveStore, FetchConfig, Fetcher, recover_orphans
 from webtext_pipeline.fetch.archive import WARC_SUFFIXES
+from webtext_pipeline.fetch.store import base_name
 from webtext_pipeline.fetch.urls import host_of
 from webtext_pipeline.records import FETCHED_SCHEMA, LINKS_SCHEMA, Reject
 
@@ -88,9 +99,51 @@ INPUT_COLUMNS = ["url", "id", "domain", "score", "n_posts", "subreddits", "creat
 # `extra_headers` may carry secrets (cookies, tokens): only its header names count.
 RESULT_NEUTRAL_FIELDS = frozenset({
     "concurrency", "per_host_concurrency", "per_host_delay", "max_crawl_delay",
-    "max_pending", "seed", "robots_cache_size",
+    "max_pending", "seed", "robots_cache_size", "warc_staging",
 })
 STAT_COUNTERS = ("requests", "replayed", "retries", "robots_fetches")
+
+
+COPY_CHUNK = 8 << 20
+
+
+# --------------------------------------------------------------------------- the archive store
+
+
+class FileSystemsStore(ArchiveStore):
+    """Remote archive folders through Beam's FileSystems (gs://, s3://, any registered
+    scheme); local folders stay with the library's local code (pwrite, rename, no copy).
+
+    `force_remote` sends local folders through FileSystems too, as if they were a
+    bucket: tests use it to run the remote code path on a plain folder.
+    """
+
+    def __init__(self, force_remote: bool = False) -> None:
+        self.force_remote = force_remote
+
+    def is_remote(self, path: str) -> bool:
+        return self.force_remote or "://" in str(path)
+
+    def join(self, base: str, *parts: str) -> str:
+        return FileSystems.join(str(base), *parts)
+
+    def list(self, pattern: str) -> list[str]:
+        try:
+            result = FileSystems.match([pattern])[0]
+        except Exception:  # nothing there (Beam raises for some schemes)
+            return []
+        return sorted(meta.path for meta in result.metadata_list)
+
+    def open(self, path: str):
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    def publish(self, local_path: str, dest: str) -> None:
+        with open(local_path, "rb") as source, FileSystems.create(
+            dest, mime_type="application/octet-stream",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        ) as target:
+            shutil.copyfileobj(source, target, COPY_CHUNK)
+        os.unlink(local_path)
 
 
 # --------------------------------------------------------------------------- the transform
@@ -157,14 +210,15 @@ class BatchPerKey(beam.DoFn):
 class FetchBatches(beam.DoFn):
     """(bucket, [link rows]) → fetched rows (main) and reject rows (tagged REJECTS)."""
 
-    def __init__(self, config: FetchConfig) -> None:
+    def __init__(self, config: FetchConfig, store: ArchiveStore | None = None) -> None:
         self.config = config
+        self.store = store or FileSystemsStore()
         self._fetcher: Fetcher | None = None
 
     def setup(self) -> None:
         self._counters: dict[str, Any] = {}
         self._stats_seen: dict[str, int] = {}
-        self._fetcher = Fetcher(self.config).open()
+        self._fetcher = Fetcher(self.config, self.store).open()
 
     def _count(self, name: str, n: int = 1) -> None:
         counter = self._counters.get(name)
@@ -208,7 +262,8 @@ class FetchPages(beam.PTransform):
     """PCollection of link rows (LINKS_SCHEMA dicts, or at least `url`) →
     (fetched rows (FETCHED_SCHEMA dicts), reject rows (REJECTS_SCHEMA dicts)).
 
-    Every input row leaves as exactly one of the two.
+    Every input row leaves as exactly one of the two. Archive folders are reached
+    through `store` (default: `FileSystemsStore()`, so gs:// and s3:// work).
     """
 
     def __init__(
@@ -216,11 +271,13 @@ class FetchPages(beam.PTransform):
         config: FetchConfig,
         num_buckets: int = 64,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        store: ArchiveStore | None = None,
     ) -> None:
         super().__init__()
         if num_buckets < 1 or batch_size < 1:
             raise ValueError("num_buckets and batch_size must be >= 1")
         self.config = config
+        self.store = store or FileSystemsStore()
         self.num_buckets = num_buckets
         self.batch_size = batch_size
 
@@ -230,7 +287,7 @@ class FetchPages(beam.PTransform):
             rows
             | "KeyByHost" >> beam.Map(lambda row: (host_bucket(row, n), row))
             | "Batch" >> beam.ParDo(BatchPerKey(self.batch_size))
-            | "FetchBatches" >> beam.ParDo(FetchBatches(self.config)).with_outputs(
+            | "FetchBatches" >> beam.ParDo(FetchBatches(self.config, self.store)).with_outputs(
                 REJECTS, main="fetched"
             )
         )
@@ -254,8 +311,20 @@ def layout(rows_in: int, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]
     }
 
 
-def _warc_listing(directory: str) -> list[tuple[str, int, float]]:
+def _warc_listing(
+    directory: str, store: ArchiveStore | None = None
+) -> list[tuple[str, int, float]]:
     """(name, size, mtime) of the WARC files in a cache directory (its contents decide replays)."""
+    store = store or FileSystemsStore()
+    if store.is_remote(directory):
+        try:
+            found = FileSystems.match([store.join(directory, "*")])[0].metadata_list
+        except Exception:
+            return []
+        return sorted(
+            (base_name(m.path), m.size_in_bytes, float(m.last_updated_in_seconds or 0))
+            for m in found if m.path.endswith(WARC_SUFFIXES)
+        )
     if not os.path.isdir(directory):
         return []
     listing = []
@@ -266,7 +335,7 @@ def _warc_listing(directory: str) -> list[tuple[str, int, float]]:
     return listing
 
 
-def config_fingerprint(config: FetchConfig) -> dict:
+def config_fingerprint(config: FetchConfig, store: ArchiveStore | None = None) -> dict:
     """Every FetchConfig field that can change the results; no secrets (header values)."""
     out: dict[str, Any] = {}
     for f in fields(config):
@@ -276,8 +345,23 @@ def config_fingerprint(config: FetchConfig) -> dict:
         if f.name == "extra_headers":
             value = sorted(name.lower() for name, _ in value)
         out[f.name] = value
-    out["warc_cache_files"] = {d: _warc_listing(d) for d in config.warc_cache}
+    out["warc_cache_files"] = {d: _warc_listing(d, store) for d in config.warc_cache}
     return out
+
+
+def check_caches(config: FetchConfig, store: ArchiveStore) -> list[str]:
+    """InputError for a `--warc-cache` that is not a local folder or a remote folder with
+    WARC files; returns the local caches."""
+    local = []
+    for cache in config.warc_cache:
+        if store.is_remote(cache):
+            if not _warc_listing(cache, store):
+                raise InputError(f"--warc-cache {cache}: no WARC files (*.warc.gz, *.warc) there")
+        elif not os.path.isdir(cache):
+            raise InputError(f"--warc-cache {cache}: not a directory")
+        else:
+            local.append(cache)
+    return local
 
 
 def run_fetch(
@@ -286,6 +370,7 @@ def run_fetch(
     config: FetchConfig,
     options: PipelineOptions,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    store: ArchiveStore | None = None,
 ) -> StageSummary:
     """Fetch every link row in links_dir/*.parquet into OUT/fetched/part-*.parquet
     (FETCHED_SCHEMA, sorted by url), OUT/rejects/fetch-part-*.parquet and WARC files
@@ -295,23 +380,27 @@ def run_fetch(
     A rerun with the same input files and result-relevant options reuses the
     finished output (OUT/fetched/_stage.json); a rerun with other options replays
     what OUT/warc already holds instead of fetching it again.
+
+    OUT/warc and the caches may be remote (gs://, s3://): they are reached through
+    `store` (default `FileSystemsStore()`), and WARCs are staged on each worker.
     """
     files = list_parquet(links_dir, f"--links {links_dir}", "run `webtext links`")
     rows_in = count_rows(files, ["url"], "the links stage's output")
     if config.warc_dir is None:
         config = replace(config, warc_dir=join(out, WARC_DIR))
     assert config.warc_dir is not None
-    for cache in config.warc_cache:
-        if not os.path.isdir(cache):
-            raise InputError(f"--warc-cache {cache}: not a directory")
-    if config.offline and not config.warc_cache and not _warc_listing(config.warc_dir):
+    store = store or FileSystemsStore()
+    local_caches = check_caches(config, store)
+    if config.offline and not config.warc_cache and not _warc_listing(config.warc_dir, store):
         raise InputError(
             f"--offline: nothing to replay (no --warc-cache and no WARC files in {config.warc_dir})"
         )
-    recover_orphans(config.warc_dir)  # a killed run's .open files: finish and index them
-    # Index foreign WARCs (the sample web, Common Crawl files) once, here, rather than
-    # once per worker; the workers then read the index files.
-    ArchiveIndex.load(config.warc_cache)
+    if not store.is_remote(config.warc_dir):
+        recover_orphans(config.warc_dir)  # a killed run's .open files: finish and index them
+    # Index local foreign WARCs (the sample web, Common Crawl files) once, here, rather
+    # than once per worker; the workers then read the index files. (A remote folder's
+    # foreign WARCs are scanned by each worker and indexed in memory only.)
+    ArchiveIndex.load(local_caches)
     sizes = layout(rows_in, batch_size)
     spec = StageSpec(
         name=STAGE,
@@ -324,13 +413,14 @@ def run_fetch(
         num_shards=sizes["shards"],
         reject_shards=sizes["reject_shards"],
         fingerprint_inputs=files,
-        fingerprint_options=config_fingerprint(config),
+        fingerprint_options=config_fingerprint(config, store),
         metadata={"webtext.stage": STAGE, "webtext.fetch.user_agent": config.user_agent,
                   "webtext.fetch.offline": str(config.offline)},
         input_columns=[c for c in INPUT_COLUMNS if c in LINKS_SCHEMA.names],
         row_group_rows=ROW_GROUP_ROWS,
     )
-    transform = FetchPages(config, num_buckets=sizes["buckets"], batch_size=batch_size)
+    transform = FetchPages(config, num_buckets=sizes["buckets"], batch_size=batch_size,
+                           store=store)
     summary = run_row_stage(spec, transform, options)
     if not summary.balanced:
         # run_row_stage marked the stage complete; an unbalanced result must not be reused.
@@ -346,6 +436,8 @@ __all__ = [
     "BatchPerKey",
     "FetchBatches",
     "FetchPages",
+    "FileSystemsStore",
+    "check_caches",
     "config_fingerprint",
     "host_bucket",
     "layout",

@@ -45,7 +45,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import stage_state
-from beam_jobs.files import InputError, join
+from beam_jobs.files import join
 from beam_jobs.options import check_remote_paths, is_dry_run, is_local
 
 ORDER = ("links", "fetch", "extract", "dedup", "shards")
@@ -279,23 +279,19 @@ def _say(line: str) -> None:
 
 
 def prepare_fetch(plan, log: Callable[[str], None] = _say):
-    """Check the fetch caches and index them once here (as run_fetch does); a plan whose
-    fetch config has its WARC folder filled in."""
+    """Check the fetch caches and index the local ones once here (as run_fetch does); a
+    plan whose fetch config has its WARC folder filled in. A remote OUT/warc (gs://,
+    s3://) is kept: workers stage their WARC files locally and publish them there."""
     import os
 
+    from beam_jobs.fetch_job import FileSystemsStore, check_caches
     from webtext_pipeline.fetch import ArchiveIndex, recover_orphans
 
     config = _fetch_config(plan)
-    local_caches = [c for c in config.warc_cache if "://" not in c]
-    for cache in local_caches:
-        if not os.path.isdir(cache):
-            raise InputError(f"--warc-cache {cache}: not a directory")
-    if "://" in str(config.warc_dir):
-        # The WARC writer writes local files (os.open/os.replace): on remote workers the
-        # raw responses go to the worker's disk and are not kept.
-        config = replace(config, warc_dir="/tmp/webtext-warc")
-        log("build: WARC files are written to each worker's /tmp/webtext-warc (not kept); "
-            "the fetched pages are kept in OUT/fetched")
+    store = FileSystemsStore()
+    local_caches = check_caches(config, store)
+    if store.is_remote(str(config.warc_dir)):
+        log(f"build: WARC files are staged on each worker and published to {config.warc_dir}")
     elif os.path.isdir(str(config.warc_dir)):
         recover_orphans(config.warc_dir)
     if local_caches:

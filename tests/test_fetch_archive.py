@@ -24,7 +24,15 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 from webserver import FINE_TEXT, WebServer
 
-from webtext_pipeline.fetch import ArchiveIndex, FetchConfig, Fetcher, recover_orphans
+from beam_jobs.fetch_job import FileSystemsStore
+from webtext_pipeline.fetch import (
+    ArchiveIndex,
+    ArchiveStore,
+    FetchConfig,
+    Fetcher,
+    RemoteArchiveError,
+    recover_orphans,
+)
 from webtext_pipeline.fetch.archive import scan_warc
 from webtext_pipeline.records import WARC_INDEX_SCHEMA, Reject
 from webtext_pipeline.sample_web import sample_pages, write_sample_warc
@@ -58,8 +66,8 @@ def server():
         yield web
 
 
-def run(config: FetchConfig, urls: list[str]) -> dict[str, object]:
-    with Fetcher(config) as fetcher:
+def run(config: FetchConfig, urls: list[str], store=None) -> dict[str, object]:
+    with Fetcher(config, store) as fetcher:
         outs = list(fetcher.fetch_many([{"url": u, "title": f"t {u}"} for u in urls]))
     assert len(outs) == len(urls)
     return {(o.key if isinstance(o, Reject) else o["url"]): o for o in outs}
@@ -336,3 +344,114 @@ def test_recover_orphans_cuts_a_torn_last_record(tmp_path, server):
     assert warc.stat().st_size == last["offset"]
     recovered = pq.read_table(tmp_path / "index" / f"{warc.name}.parquet").to_pylist()
     assert sorted(r["url"] for r in recovered) == sorted(r["url"] for r in scanned)
+
+
+# --- remote archive folders (through Beam's FileSystems) -------------------------------------
+
+# A store that sends plain local folders through Beam's FileSystems, as if they were a
+# bucket: the remote code path (staging, publication, listing, stream reads) on real files.
+AS_REMOTE = FileSystemsStore(force_remote=True)
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+class CountingStore(FileSystemsStore):
+    """AS_REMOTE that counts publications and fails the first `fail` of them."""
+
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__(force_remote=True)
+        self.fail = fail
+        self.published: list[str] = []
+
+    def publish(self, local_path: str, dest: str) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise OSError("bucket unavailable")
+        super().publish(local_path, dest)
+        self.published.append(os.path.basename(dest))
+
+
+def test_remote_archive_is_staged_published_and_replayed(server, tmp_path):
+    archive, staging = tmp_path / "bucket" / "warc", tmp_path / "staging"
+    urls = [server.url(p) for p in ARCHIVED_KINDS + TRANSIENT_KINDS]
+    config = make_config(warc_dir=str(archive), warc_staging=str(staging), warc_max_records=6)
+    first = run(config, urls, AS_REMOTE)
+    warcs = sorted(archive.glob("*.warc.gz"))
+    assert len(warcs) >= 3  # rotated, each file published when finished
+    assert sorted(p.name for p in (archive / "index").glob("*.parquet")) == [
+        f"{w.name}.parquet" for w in warcs]
+    assert not list(archive.glob("*.open"))
+    assert files_under(staging) == []  # every local copy deleted once published
+    for out in first.values():
+        if not isinstance(out, Reject):
+            assert (archive / out["warc_file"]).exists()
+    # The published files are the same as a local archive's: indexed, and read back.
+    index = ArchiveIndex.load([str(archive)], store=AS_REMOTE)
+    assert index.scanned == [] and server.url("/fine") in index
+
+    # A rerun replays from the remote folder: only the transient failures are asked again.
+    before = dict(server.counts)
+    second = run(config, urls, AS_REMOTE)
+    for path in ARCHIVED_KINDS:
+        assert second[server.url(path)] == first[server.url(path)], path
+    requested = {p for p, n in server.counts.items() if n > before.get(p, 0)}
+    assert requested == set(TRANSIENT_KINDS)
+    assert files_under(staging) == []
+    # Offline, from the remote folder as a cache: identical, not one request.
+    total = server.total()
+    offline = run(make_config(warc_cache=[str(archive)], offline=True), urls, AS_REMOTE)
+    assert server.total() == total
+    for path in ARCHIVED_KINDS:
+        assert offline[server.url(path)] == first[server.url(path)], path
+
+
+def test_remote_foreign_warc_is_scanned_in_memory_and_replayed(tmp_path):
+    cache = tmp_path / "bucket" / "sample"
+    write_sample_warc(cache / "sample-web.warc.gz")
+    pages = {p.url: p for p in sample_pages()}
+    urls = sorted(pages)
+    out = run(make_config(warc_cache=[str(cache)], offline=True), urls, AS_REMOTE)
+    assert not (cache / "index").exists()  # nothing written into someone else's folder
+    for url in urls:
+        verdict, page = _resolve(pages, url)
+        got = out[url]
+        if verdict == "ok":
+            assert not isinstance(got, Reject), (url, got)
+            assert got["html"] == page.body.decode("utf-8")
+            assert got["fetched_at"] == "2018-02-01T00:00:00Z"
+        else:
+            assert isinstance(got, Reject) and got.reason == verdict, (url, got)
+    assert ArchiveIndex.load([str(cache)], store=AS_REMOTE).scanned == ["sample-web.warc.gz"]
+
+
+def test_a_failed_publication_is_retried_at_the_next_flush(server, tmp_path):
+    archive, staging = tmp_path / "bucket", tmp_path / "staging"
+    store = CountingStore(fail=1)
+    config = make_config(warc_dir=str(archive), warc_staging=str(staging), warc_max_records=2)
+    with Fetcher(config, store) as fetcher:
+        rows = list(fetcher.fetch_many([server.url(f"/page/{i}") for i in range(4)]))
+        # the file whose publication failed waits here, finished
+        assert any(p.name.endswith(".warc.gz") for p in files_under(staging))
+        fetcher.flush()
+        assert files_under(staging) == []
+    assert all(not isinstance(r, Reject) for r in rows)
+    published = sorted(p.name for p in archive.glob("*.warc.gz"))
+    assert {r["warc_file"] for r in rows} <= set(published)
+    assert sorted(n for n in store.published if n.endswith(".gz")) == published
+
+
+def test_a_local_archive_is_written_in_place_without_copies(server, tmp_path):
+    store = CountingStore()
+    store.force_remote = False
+    run(make_config(warc_dir=str(tmp_path), warc_staging=str(tmp_path / "staging")),
+        [server.url("/fine")], store)
+    assert len(list(tmp_path.glob("*.warc.gz"))) == 1 and store.published == []
+    assert not (tmp_path / "staging").exists()
+
+
+def test_a_remote_folder_without_a_store_is_a_clear_error():
+    assert ArchiveStore().is_remote("gs://bucket/warc")
+    with pytest.raises(RemoteArchiveError, match="gs://bucket/warc.*archive store"):
+        Fetcher(make_config(warc_cache=["gs://bucket/warc"])).fetch_one("http://x.test/")

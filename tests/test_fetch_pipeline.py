@@ -23,7 +23,13 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 from webserver import CP1252_TEXT, FINE_TEXT, WebServer
 
-from beam_jobs.fetch_job import config_fingerprint, host_bucket, layout, run_fetch
+from beam_jobs.fetch_job import (
+    FileSystemsStore,
+    config_fingerprint,
+    host_bucket,
+    layout,
+    run_fetch,
+)
 from beam_jobs.files import InputError
 from beam_jobs.options import pipeline_options
 from webtext_pipeline.fetch import FetchConfig
@@ -243,6 +249,66 @@ def test_missing_links_and_cache_stop_before_any_work(tmp_path):
     with pytest.raises(InputError, match="--warc-cache .*: not a directory"):
         run_fetch(links, str(tmp_path / "out"),
                   FetchConfig(warc_cache=(str(tmp_path / "nope"),)), direct())
+
+
+# --- a remote OUT/warc (the remote code path, forced on a local folder) ------------------
+
+
+def test_remote_warc_folder_is_published_and_replayed(server, tmp_path):
+    store = FileSystemsStore(force_remote=True)  # OUT/warc handled as if it were gs://
+    paths = ["/fine", "/page/a", "/missing", "/redirect/chain/2"]
+    urls = [server.url(p) for p in paths]
+    links = write_links(tmp_path / "links", urls, files=1)
+    out, staging = str(tmp_path / "out"), tmp_path / "staging"
+    warc_dir = os.path.join(out, "warc")
+    config = make_config(warc_dir=warc_dir, warc_staging=str(staging))
+    before = server.total()
+    first = run_fetch(links, out, config, direct(), store=store)
+    assert first.balanced and server.total() > before
+    warcs = sorted(glob.glob(os.path.join(warc_dir, "*.warc.gz")))
+    assert warcs and not glob.glob(os.path.join(warc_dir, "*.open"))
+    assert sorted(os.listdir(os.path.join(warc_dir, "index"))) == [
+        os.path.basename(w) + ".parquet" for w in warcs]
+    assert [p for p in staging.rglob("*") if p.is_file()] == []
+    fetched, _ = outputs(out)
+    for row in fetched.values():
+        assert os.path.exists(os.path.join(warc_dir, row["warc_file"]))
+    # A rerun with another result option replays from OUT/warc: no request at all.
+    total = server.total()
+    again = run_fetch(links, out, replace(config, max_bytes=200 * 1024), direct(), store=store)
+    assert not again.reused and server.total() == total
+    assert (again.rows_out, again.rejects) == (first.rows_out, first.rejects)
+    replayed, _ = outputs(out)
+    assert {u: r["html"] for u, r in replayed.items()} == {
+        u: r["html"] for u, r in fetched.items()}
+
+
+def test_remote_warc_cache_is_checked_and_accepted_by_the_options(tmp_path):
+    store = FileSystemsStore(force_remote=True)
+    links = write_links(tmp_path / "links", ["https://example.com/"], files=1)
+    with pytest.raises(InputError, match="--warc-cache .*: no WARC files"):
+        run_fetch(links, str(tmp_path / "out"),
+                  FetchConfig(warc_cache=(str(tmp_path / "empty"),)), direct(), store=store)
+    config = fetch_config(parse(["--warc-cache", "gs://bucket/warcs", "--offline"]),
+                          "gs://bucket/webtext")
+    assert config.warc_cache == ("gs://bucket/warcs",)
+    assert config.warc_dir == "gs://bucket/webtext/warc"
+
+
+def test_the_build_keeps_a_remote_warc_folder():
+    from dataclasses import dataclass
+
+    from beam_jobs.full_pipeline import prepare_fetch
+
+    @dataclass(frozen=True)
+    class Plan:
+        out: str
+        fetch: FetchConfig
+
+    lines: list[str] = []
+    plan = prepare_fetch(Plan("gs://bucket/webtext", FetchConfig()), lines.append)
+    assert plan.fetch.warc_dir == "gs://bucket/webtext/warc"  # not the worker's /tmp
+    assert "published to gs://bucket/webtext/warc" in lines[0]
 
 
 # --- politeness across the job ----------------------------------------------------------

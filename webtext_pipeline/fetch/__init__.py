@@ -11,7 +11,8 @@ pool), `watchdog` (the per-URL deadline on the socket), `client` (one
 bounded HTTP exchange), `politeness` (per-host queues), `robots` (RFC 9309
 rules and failure policy), `content` (HTML or not, gzip/deflate with a cap),
 `charset` (bytes -> text), `response` (the verdict on one stored response),
-`warc` (writing), `archive` (index, replay, orphan recovery), `fetcher` (the
+`warc` (writing), `archive` (index, replay, orphan recovery), `store` (how
+remote archive folders are reached: an injected ArchiveStore), `fetcher` (the
 scheduler that ties them together).
 """
 
@@ -25,17 +26,20 @@ from webtext_pipeline.fetch.fetcher import (
     FetchOutput,
     fetched_row,
 )
+from webtext_pipeline.fetch.store import ArchiveStore, RemoteArchiveError
 
 __all__ = [
     "DEFAULT_USER_AGENT",
     "FETCHED_COLUMNS",
     "STAGE",
     "ArchiveIndex",
+    "ArchiveStore",
     "ArchivedAt",
     "FetchConfig",
     "FetchOutput",
     "FetchedRow",
     "Fetcher",
+    "RemoteArchiveError",
     "fetched_row",
     "read_response",
     "recover_orphans",

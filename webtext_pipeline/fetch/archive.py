@@ -9,6 +9,13 @@ once. The map holds every URL of the cache in memory (~200 B a URL); at the
 scale of the full corpus the Beam layer should instead join links with the
 index files and hand each worker only its URLs' locations.
 
+Remote folders (gs://, s3://: `store.is_remote(directory)`) are read through
+the injected `ArchiveStore` (see `store`): their `index/*.parquet` and WARC
+files are listed, an index file is read whole, a WARC without an index is
+scanned as a stream and its index kept in memory only (never written into a
+folder that may be someone else's bucket), and `read_response` opens the
+WARC, seeks and reads one record.
+
 When a URL occurs more than once, the latest WARC-Date wins (then file name,
 then offset): the newest capture. 429 and 5xx responses are not indexed
 (see `warc.indexable`), so a URL that only ever got those is fetched again.
@@ -16,6 +23,7 @@ then offset): the newest capture. 429 and 5xx responses are not indexed
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import zlib
@@ -23,12 +31,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 
 from webtext_pipeline.fetch.response import StoredResponse
+from webtext_pipeline.fetch.store import LOCAL, ArchiveStore, base_name
 from webtext_pipeline.fetch.urls import BadUrl, normalize_url
 from webtext_pipeline.fetch.warc import (
     ELAPSED_HEADER,
@@ -53,6 +63,9 @@ class ArchivedAt:
     length: int
     status: int
     fetched_at: str
+    # A record this process wrote for a remote `directory`: the local staging folder
+    # that holds its file until it is published (read there first).
+    staged: str | None = None
 
     @property
     def order(self) -> tuple[str, str, int]:
@@ -120,12 +133,46 @@ class ArchiveIndex:
                                             str(row["fetched_at"])))
 
     @classmethod
-    def load(cls, directories: Iterable[str], write_missing: bool = True) -> ArchiveIndex:
-        """Index every WARC under `directories` (not recursive); see the module doc."""
+    def load(cls, directories: Iterable[str], write_missing: bool = True,
+             store: ArchiveStore | None = None) -> ArchiveIndex:
+        """Index every WARC under `directories` (not recursive); see the module doc.
+        Remote folders go through `store` (the default reaches local folders only)."""
         index = cls()
+        store = store or LOCAL
         for directory in directories:
-            index.load_directory(Path(directory), write_missing)
+            if store.is_remote(str(directory)):
+                index.load_remote(str(directory), store)
+            else:
+                index.load_directory(Path(directory), write_missing)
         return index
+
+    def load_remote(self, directory: str, store: ArchiveStore) -> None:
+        """A remote folder: its index files, and a streaming scan (kept in memory) of each
+        WARC without one. An empty or missing folder holds nothing (no error: a bucket
+        has no folders); the Beam layer checks `--warc-cache` folders up front."""
+        finished = {
+            name for name in map(base_name, store.list(store.join(directory, "*")))
+            if name.endswith(WARC_SUFFIXES)
+        }
+        indexed: set[str] = set()
+        for path in store.list(store.join(directory, INDEX_DIR, "*.parquet")):
+            warc_name = base_name(path)[: -len(".parquet")]
+            if warc_name not in finished:
+                continue
+            try:
+                with store.open(path) as handle:
+                    rows = pq.read_table(io.BytesIO(handle.read())).to_pylist()
+            except Exception as exc:
+                log.warning("unreadable WARC index %s (%s); scanning its WARC", path, exc)
+                continue
+            self.add_rows(directory, rows)
+            indexed.add(warc_name)
+        for name in sorted(finished - indexed):
+            path = store.join(directory, name)
+            with store.open(path) as handle:
+                rows, _end, _last = _scan_stream(handle, name, path)
+            self.scanned.append(name)
+            self.add_rows(directory, rows)
 
     def load_directory(self, directory: Path, write_missing: bool = True) -> None:
         if not directory.is_dir():
@@ -167,34 +214,8 @@ def _target(record) -> str:  # type: ignore[no-untyped-def]
 def scan_warc(path: Path, warc_name: str) -> tuple[list[dict], int]:
     """Index rows for the HTTP responses in one WARC, and the end offset of its last
     complete record. Stops quietly at a torn tail (a crashed writer's last record)."""
-    rows: list[dict] = []
-    end = 0
-    last: tuple[int, int, dict | None] | None = None
     with open(path, "rb") as handle:
-        iterator = ArchiveIterator(handle, check_digests=False)
-        try:
-            for record in iterator:
-                row = None
-                url = _target(record)
-                if (record.rec_type == "response" and record.http_headers is not None
-                        and url.startswith(("http://", "https://"))):
-                    try:
-                        status = int(record.http_headers.get_statuscode())
-                    except (TypeError, ValueError):
-                        status = 0
-                    row = {"url": url, "warc_file": warc_name, "status": status,
-                           "fetched_at": record.rec_headers.get_header("WARC-Date") or ""}
-                offset = iterator.get_record_offset()
-                length = iterator.get_record_length()
-                if row is not None and indexable(row["status"]):
-                    row.update(offset=offset, length=length)
-                    rows.append(row)
-                else:
-                    row = None
-                last = (offset, length, row)
-                end = offset + length
-        except Exception as exc:  # torn gzip member / truncated record at the end
-            log.info("stopped scanning %s at offset %d: %s", path, end, exc)
+        rows, end, last = _scan_stream(handle, warc_name, str(path))
     if last is not None and str(path).endswith(".gz" + OPEN_SUFFIX):
         offset, length, row = last
         if not _complete_member(path, offset, length):
@@ -202,6 +223,41 @@ def scan_warc(path: Path, warc_name: str) -> tuple[list[dict], int]:
             if row is not None:
                 rows.remove(row)
     return rows, end
+
+
+def _scan_stream(
+    handle: BinaryIO, warc_name: str, label: str
+) -> tuple[list[dict], int, tuple[int, int, dict | None] | None]:
+    """scan_warc's reading part, over any binary stream read from its start (no seeks):
+    (rows, end of the last complete record, (offset, length, row) of the last record)."""
+    rows: list[dict] = []
+    end = 0
+    last: tuple[int, int, dict | None] | None = None
+    iterator = ArchiveIterator(handle, check_digests=False)
+    try:
+        for record in iterator:
+            row = None
+            url = _target(record)
+            if (record.rec_type == "response" and record.http_headers is not None
+                    and url.startswith(("http://", "https://"))):
+                try:
+                    status = int(record.http_headers.get_statuscode())
+                except (TypeError, ValueError):
+                    status = 0
+                row = {"url": url, "warc_file": warc_name, "status": status,
+                       "fetched_at": record.rec_headers.get_header("WARC-Date") or ""}
+            offset = iterator.get_record_offset()
+            length = iterator.get_record_length()
+            if row is not None and indexable(row["status"]):
+                row.update(offset=offset, length=length)
+                rows.append(row)
+            else:
+                row = None
+            last = (offset, length, row)
+            end = offset + length
+    except Exception as exc:  # torn gzip member / truncated record at the end
+        log.info("stopped scanning %s at offset %d: %s", label, end, exc)
+    return rows, end, last
 
 
 def _complete_member(path: Path, offset: int, length: int) -> bool:
@@ -219,13 +275,37 @@ def _complete_member(path: Path, offset: int, length: int) -> bool:
     return engine.eof
 
 
-def read_response(where: ArchivedAt, max_bytes: int) -> StoredResponse:
-    """The stored response at `where`; a body over `max_bytes` is cut ("length")."""
+def _open_staged(where: ArchivedAt) -> BinaryIO | None:
+    """The local staging copy of a record written for a remote archive, if still there
+    (a file opened before its publication deletes it stays readable)."""
+    if not where.staged:
+        return None
+    for name in (where.warc_file + OPEN_SUFFIX, where.warc_file):
+        try:
+            return open(Path(where.staged) / name, "rb")
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _open_warc(where: ArchivedAt, store: ArchiveStore) -> BinaryIO:
+    handle = _open_staged(where)
+    if handle is not None:
+        return handle
+    if store.is_remote(where.directory):
+        return store.open(store.join(where.directory, where.warc_file))
     directory = Path(where.directory)
     path = directory / where.warc_file
     if not path.exists():
         path = directory / (where.warc_file + OPEN_SUFFIX)
-    with open(path, "rb") as handle:
+    return open(path, "rb")
+
+
+def read_response(where: ArchivedAt, max_bytes: int,
+                  store: ArchiveStore | None = None) -> StoredResponse:
+    """The stored response at `where`; a body over `max_bytes` is cut ("length").
+    A remote `where.directory` is read through `store` (open, seek, read)."""
+    with _open_warc(where, store or LOCAL) as handle:
         handle.seek(where.offset)
         record = next(iter(ArchiveIterator(handle, check_digests=False)))
         headers = record.http_headers

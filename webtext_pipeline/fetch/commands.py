@@ -18,7 +18,7 @@ Option → FetchConfig field:
     --max-page-bytes SIZE        max_bytes (and max_decoded_bytes = 4 × SIZE)
     --fetch-timeout S            deadline (connect/read timeouts capped by it)
     --max-redirects N            max_redirects
-    --warc-cache DIR (repeat)    warc_cache
+    --warc-cache DIR (repeat)    warc_cache (a local folder, or gs://, s3://)
     --offline                    offline
     (always)                     warc_dir = OUT/warc
 """
@@ -155,6 +155,10 @@ def fetch_config(args: argparse.Namespace, out: str) -> FetchConfig:
     caches: list[str] = []
     for cache in get("warc_cache", []) or []:  # type: ignore[union-attr]
         cache = str(cache)
+        if "://" in cache:  # a bucket folder: checked by the Beam job, which can list it
+            if cache not in caches:
+                caches.append(cache)
+            continue
         if os.path.isfile(cache):
             raise _fail("--warc-cache", cache, "is a file; give the folder that holds it")
         if not os.path.isdir(cache):
@@ -187,6 +191,8 @@ def fetch_config(args: argparse.Namespace, out: str) -> FetchConfig:
 
 
 def _has_warcs(directory: str) -> bool:
+    if "://" in directory:
+        return True  # a bucket folder: the Beam job checks it, it can list it
     return os.path.isdir(directory) and any(
         name.endswith((".warc.gz", ".warc")) for name in os.listdir(directory)
     )

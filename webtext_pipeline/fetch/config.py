@@ -61,8 +61,13 @@ class FetchConfig:
     allowed_networks: tuple[str, ...] = ()
     # Archive: responses go to `warc_dir` (None: nothing is archived). URLs found in
     # `warc_cache` directories (and in `warc_dir` itself) are replayed, not fetched.
+    # Either may be remote (gs://, s3://) when the Fetcher is given a store that reaches
+    # it (the Beam jobs pass one); WARCs for a remote `warc_dir` are written in
+    # `warc_staging` (a local folder; None: <tmp>/webtext-warc-staging) and published
+    # there when finished.
     warc_dir: str | None = None
     warc_cache: tuple[str, ...] = ()
+    warc_staging: str | None = None
     offline: bool = False
     warc_max_bytes: int = 1 * GIB
     # A WARC file's index rows stay in memory until it is finished (~0.5 KB each), so a

@@ -64,6 +64,7 @@ from webtext_pipeline.fetch.robots import (
     robots_verdict,
     rules_for_status,
 )
+from webtext_pipeline.fetch.store import LOCAL, ArchiveStore
 from webtext_pipeline.fetch.urls import (
     BadUrl,
     host_of,
@@ -140,11 +141,16 @@ class Fetcher:
     """Fetches link rows politely, archives every response, replays what is archived.
 
     One Fetcher per worker process (a Beam DoFn builds it in setup()); it is not
-    re-entrant: one `fetch_many` at a time. Pickling keeps only the config.
+    re-entrant: one `fetch_many` at a time. Pickling keeps only the config and store.
+
+    `store` reaches remote archive folders (`warc_dir`, `warc_cache` on gs://, s3://);
+    the default reaches local folders only (see `fetch.store`).
     """
 
-    def __init__(self, config: FetchConfig | None = None) -> None:
+    def __init__(self, config: FetchConfig | None = None,
+                 store: ArchiveStore | None = None) -> None:
         self.config = config or FetchConfig()
+        self.store = store or LOCAL
         self.stats: Counter[str] = Counter()
         self._ready = False
         self._seq = itertools.count()
@@ -152,10 +158,10 @@ class Fetcher:
     # --- lifecycle ---------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config}
+        return {"config": self.config, "store": self.store}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])  # type: ignore[misc]
+        self.__init__(state["config"], state.get("store"))  # type: ignore[misc]
 
     def __enter__(self) -> Fetcher:
         return self
@@ -170,7 +176,9 @@ class Fetcher:
         cfg = self.config
         self._policy = AddressPolicy(cfg.allow_private_addresses, cfg.allowed_networks)
         self._archive = ArchiveIndex.load(
-            [d for d in cfg.cache_dirs if d != cfg.warc_dir or os.path.isdir(d)]
+            [d for d in cfg.cache_dirs
+             if d != cfg.warc_dir or self.store.is_remote(d) or os.path.isdir(d)],
+            store=self.store,
         )
         self._sink: WarcSink | None = None
         if cfg.warc_dir and not cfg.offline:
@@ -179,7 +187,7 @@ class Fetcher:
                 "format": "WARC File Format 1.1",
                 "http-header-user-agent": cfg.user_agent,
                 "robots": "obey" if cfg.respect_robots else "ignore",
-            }, max_records=cfg.warc_max_records)
+            }, max_records=cfg.warc_max_records, store=self.store, staging=cfg.warc_staging)
         self._session = build_session(cfg)
         self._watchdog = Watchdog()
         self._pool = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="fetch")
@@ -491,7 +499,7 @@ class Fetcher:
     def _replay_step(self, task: _Task, where: ArchivedAt) -> _Done:
         cfg = self.config
         try:
-            stored = read_response(where, cfg.max_bytes)
+            stored = read_response(where, cfg.max_bytes, self.store)
         except Exception as exc:  # a damaged or vanished WARC: fetch the URL instead
             log.warning("cannot replay %s from %s: %s", task.url, where.warc_file, exc)
             return _Done(task, replay_failed=True)
@@ -529,8 +537,8 @@ class Fetcher:
             stored.warc_length = written.length
             if indexable(capture.status):
                 archived = (capture.url, ArchivedAt(
-                    str(self._sink.directory), written.warc_file, written.offset,
-                    written.length, capture.status, capture.date))
+                    self._sink.archive_dir, written.warc_file, written.offset,
+                    written.length, capture.status, capture.date, self._sink.staging))
         if not indexable(capture.status) and task.attempt < cfg.retries:
             wait = retry_after_seconds(stored.headers)
             if wait is None or wait <= cfg.retry_after_max:

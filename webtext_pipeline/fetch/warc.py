@@ -27,13 +27,24 @@ redirect hop, the final page, a 404, robots.txt — except 429 and 5xx
 (`indexable`): those are transient, so they are archived (every response
 is) but not indexed, and a rerun asks again. A scan of a WARC applies the
 same rule, so a scan equals the index.
+
+Remote archive folders (gs://, s3://; `store.is_remote(directory)`): each file
+is written exactly as above, but in a worker-local staging folder (`staging`,
+default `<tmp>/webtext-warc-staging`); once finished and indexed there, the
+WARC and then its index are published to the archive folder through the
+store (copied, then the local copy deleted). A publication that fails is
+kept locally and retried by the next `flush`, which raises if it fails again
+(a Beam bundle then fails and is retried). A local archive folder is written
+in place, with no staging and no copy.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -45,11 +56,20 @@ from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 from warcio.warcwriter import WARCWriter
 
 from webtext_pipeline.fetch.client import Capture
+from webtext_pipeline.fetch.store import LOCAL, ArchiveStore
 from webtext_pipeline.records import WARC_INDEX_SCHEMA
+
+log = logging.getLogger(__name__)
 
 OPEN_SUFFIX = ".open"
 INDEX_DIR = "index"
 ELAPSED_HEADER = "X-Webtext-Elapsed-Ms"
+STAGING_DIR = "webtext-warc-staging"
+
+
+def default_staging() -> str:
+    """The worker-local folder where WARCs for a remote archive are written first."""
+    return os.path.join(tempfile.gettempdir(), STAGING_DIR)
 
 
 def indexable(status: int) -> bool:
@@ -199,12 +219,20 @@ class WarcSink:
     make every thread queue behind a holder that is waiting to get the GIL
     back. pwrite puts the record in the kernel at once (no user-space buffer),
     so a SIGKILL loses nothing already written. A file is finished (closed,
-    renamed, indexed) by whichever thread lands its last write after rotation.
+    renamed, indexed; published when the archive is remote) by whichever thread
+    lands its last write after rotation.
+
+    `archive_dir` is where finished files end up; `directory` is where they are
+    written: the same folder when it is local, else `staging` (see the module doc).
     """
 
     def __init__(self, directory: str | Path, max_bytes: int, info: dict[str, str],
-                 worker_id: str | None = None, max_records: int = 20_000) -> None:
-        self.directory = Path(directory)
+                 worker_id: str | None = None, max_records: int = 20_000,
+                 store: ArchiveStore | None = None, staging: str | Path | None = None) -> None:
+        self.store = store or LOCAL
+        self.remote = self.store.is_remote(str(directory))
+        self.archive_dir = str(directory) if self.remote else str(Path(directory))
+        self.directory = Path(staging or default_staging()) if self.remote else Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.max_records = max_records
@@ -215,6 +243,12 @@ class WarcSink:
         self._serial = 0
         self._file: _OpenFile | None = None
         self.finished: list[str] = []
+        self._unpublished: list[str] = []  # finished here, not yet in a remote archive_dir
+
+    @property
+    def staging(self) -> str | None:
+        """The local folder files are written in before publication (None: local archive)."""
+        return str(self.directory) if self.remote else None
 
     def _open(self) -> _OpenFile:
         name = f"webtext-{self.worker_id}-{self._serial:05d}.warc.gz"
@@ -266,19 +300,61 @@ class WarcSink:
             return
         os.replace(temp, self.directory / target.name)
         write_index(self.directory, target.name, target.rows)
+        if self.remote:
+            try:
+                self._publish(target.name)
+            except Exception as exc:  # kept here; the next flush tries again
+                log.warning("could not publish %s to %s (%s); retrying at the next flush",
+                            target.name, self.archive_dir, exc)
+                with self._lock:
+                    self._unpublished.append(target.name)
         with self._lock:
             self.finished.append(target.name)
 
+    def _publish(self, name: str) -> None:
+        """Copy a finished WARC, then its index, to the remote archive folder (each local
+        copy deleted once copied); what was already published is not sent again."""
+        index_name = f"{name}.parquet"
+        for local, dest in (
+            (self.directory / name, self.store.join(self.archive_dir, name)),
+            (self.directory / INDEX_DIR / index_name,
+             self.store.join(self.archive_dir, INDEX_DIR, index_name)),
+        ):
+            if local.exists():
+                self.store.publish(str(local), dest)
+
+    def publish_pending(self) -> None:
+        """Retry the publications that failed; raise if one fails again."""
+        with self._lock:
+            pending, self._unpublished = self._unpublished, []
+        failed: list[str] = []
+        error: Exception | None = None
+        for name in pending:
+            try:
+                self._publish(name)
+            except Exception as exc:
+                failed.append(name)
+                error = exc
+        if failed:
+            with self._lock:
+                self._unpublished.extend(failed)
+            raise RuntimeError(
+                f"could not publish {', '.join(failed)} to {self.archive_dir}: {error}"
+            ) from error
+
     def flush(self) -> None:
-        """Finish the current file (now, or when its last in-flight write lands)."""
+        """Finish the current file (now, or when its last in-flight write lands); for a
+        remote archive, also retry any publication that failed before."""
         with self._lock:
             target, self._file = self._file, None
-            if target is None:
-                return
-            target.closing = True
-            done = target.inflight == 0
+            if target is not None:
+                target.closing = True
+            done = target is not None and target.inflight == 0
         if done:
+            assert target is not None
             self._finish(target)
+        if self._unpublished:
+            self.publish_pending()
 
     def close(self) -> None:
         self.flush()
