@@ -71,13 +71,9 @@ class ParseAndFilter(beam.DoFn):
 
     def process(self, batch: LineBatch) -> Iterator:
         reasons: Counter = Counter()
-        read = 0
-        apply = self.link_filter.apply
-        for index, line in enumerate(batch.lines):
-            if not line.strip():
-                continue
-            read += 1
-            result = apply(line, f"{batch.path}:{batch.first_line + index}")
+        results = self.link_filter.apply_lines(batch.data, batch.path, batch.first_line)
+        read = len(results)  # one result per non-blank line
+        for result in results:
             if isinstance(result, Post):
                 reasons["kept"] += 1
                 yield result

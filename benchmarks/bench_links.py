@@ -9,12 +9,14 @@ What it measures, all in one run so the anchors sit beside our figures:
 
 1. Single process (= one core), decompression included, --repeats rounds
    interleaved across the cases, median CPU seconds: raw zstd decompression;
-   decompress + split lines (`iter_batches`); the anchors stdlib
-   `json.loads`, `orjson.loads`, `msgspec.json.decode` (generic, whole
-   record); msgspec typed decode of the fields we read; and our path,
-   `iter_batches` + `LinkFilter.apply` on every line, as the Beam
-   ParseAndFilter DoFn runs it. `--lean` repeats the table on ~1.1 KB lines,
-   `--profile` adds a cProfile of our path.
+   decompress + cut into line batches (`iter_batches`), and that + split into
+   lines; the anchors stdlib `json.loads`, `orjson.loads`,
+   `msgspec.json.decode` (generic, whole record), each called per line;
+   msgspec typed decode of the fields we read, per line and per batch
+   (`decode_lines`); the previous path (split lines, `LinkFilter.apply` on
+   each); and our path, `iter_batches` + `LinkFilter.apply_lines` per batch,
+   as the Beam ParseAndFilter DoFn runs it. `--lean` repeats the table on
+   ~1.1 KB lines, `--profile` adds a cProfile of our path.
 2. The Beam links job through the CLI in a child process on the
    DirectRunner: 1 worker (in_memory) at N/5 and N records, 2 workers
    (multi_processing) at N: wall time, records/s, CPU seconds of the process
@@ -456,6 +458,14 @@ def run_raw_decompress(path: Path) -> int:
     return lines
 
 
+def run_batches(path: Path) -> int:
+    """iter_batches alone: decompress and cut into line blocks (no per-line work)."""
+    records = 0
+    for batch in _batches(path):
+        records += batch.line_count  # the generated months hold no blank lines
+    return records
+
+
 def run_split(path: Path) -> int:
     records = 0
     for batch in _batches(path):
@@ -479,8 +489,45 @@ def _parse_loop(loads):
     return run
 
 
+def run_decode_lines(path: Path) -> int:
+    """The typed decode of whole batches, as LinkFilter.apply_lines does it."""
+    from webtext_pipeline.links.submissions import DECODE_GROUP, _decode_group, _plain_line_ends
+
+    records = 0
+    for batch in _batches(path):
+        data = batch.data
+        ends = _plain_line_ends(data)
+        if ends is None:
+            raise RuntimeError("a generated batch did not take the block decode")
+        view, start, left = memoryview(data), 0, len(ends) + 1
+        for stop in [*ends[DECODE_GROUP - 1 :: DECODE_GROUP].tolist(), len(data)]:
+            lines = min(DECODE_GROUP, left)
+            decoded = _decode_group(view[start:stop], lines)
+            if decoded is None:
+                raise RuntimeError("a generated group did not decode")
+            records += lines
+            start, left = stop + 1, left - lines
+    return records
+
+
 def run_filter(path: Path) -> tuple[int, collections.Counter]:
     """Our path, shaped like beam_jobs.links_job.ParseAndFilter.process."""
+    link_filter = LinkFilter(LinkRules())
+    fates: collections.Counter = collections.Counter()
+    records = 0
+    for batch in _batches(path):
+        results = link_filter.apply_lines(batch.data, batch.path, batch.first_line)
+        records += len(results)
+        for result in results:
+            if isinstance(result, Post):
+                fates["kept"] += 1
+            else:
+                fates[result.reason] += 1
+    return records, fates
+
+
+def run_filter_per_line(path: Path) -> tuple[int, collections.Counter]:
+    """The previous path: split each batch into lines, `LinkFilter.apply` on each."""
     link_filter = LinkFilter(LinkRules())
     apply = link_filter.apply
     fates: collections.Counter = collections.Counter()
@@ -507,12 +554,19 @@ def single_process_table(
     generic = msgspec.json.Decoder().decode
     cases = [
         ("zstd decompress only", "(floor)", run_raw_decompress),
-        ("decompress + split lines (iter_batches)", "(floor)", run_split),
+        ("decompress + cut into batches (iter_batches)", "(floor)", run_batches),
+        ("decompress + split lines (batch.lines)", "(floor)", run_split),
         ("stdlib json.loads", "anchor", _parse_loop(json.loads)),
         ("orjson.loads", "anchor", _parse_loop(orjson.loads)),
         ("msgspec.json.decode (generic)", "anchor", _parse_loop(generic)),
-        ("msgspec typed decode (RawSubmission)", "ours, parse only", _parse_loop(typed)),
-        ("iter_batches + LinkFilter.apply", "ours, parse+filter", lambda p: run_filter(p)[0]),
+        ("msgspec typed decode, per line", "parse only", _parse_loop(typed)),
+        ("msgspec typed decode_lines, per batch", "ours, parse only", run_decode_lines),
+        (
+            "split lines + LinkFilter.apply per line",
+            "previous parse+filter",
+            lambda p: run_filter_per_line(p)[0],
+        ),
+        ("iter_batches + LinkFilter.apply_lines", "ours, parse+filter", lambda p: run_filter(p)[0]),
     ]
     run_raw_decompress(path)  # warm the page cache, so every row reads from memory
     load_before = load_average()
@@ -537,7 +591,7 @@ def single_process_table(
         "stdlib json.loads": ISSUE_ANCHORS["json"],
         "orjson.loads": ISSUE_ANCHORS["orjson"],
         "msgspec.json.decode (generic)": ISSUE_ANCHORS["msgspec"],
-        "iter_batches + LinkFilter.apply": TARGET,
+        "iter_batches + LinkFilter.apply_lines": TARGET,
     }
     table = []
     for name, kind, cpu, wall in rows:
@@ -600,7 +654,7 @@ def profile_filter(path: Path, top: int = 18) -> None:
             )
         )
     print_table(
-        f"cProfile of iter_batches + LinkFilter.apply ({total:.1f} s under the profiler)",
+        f"cProfile of iter_batches + LinkFilter.apply_lines ({total:.1f} s under the profiler)",
         ["function", "calls", "own time", "share", "cumulative"],
         rows,
     )

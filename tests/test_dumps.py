@@ -110,3 +110,27 @@ def test_select_months_splits_on_the_cutoff():
         ["RS_2018-01.zst", "RS_2017-12.xz", "RS_2017-11.bz2", "notes.json"], "2017-12")
     assert chosen == ["RS_2017-11.bz2", "RS_2017-12.xz"]
     assert skipped == ["RS_2018-01.zst", "notes.json"]
+
+
+def test_batches_cut_anywhere_give_the_same_lines(monkeypatch):
+    """Whatever the read size, batch size and line-length cap, the lines (and so the
+    line numbers) are those of a plain split: each cut to MAX_LINE_BYTES, a blank
+    unterminated tail dropped."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        cap = rng.choice([5, 40, 1000])
+        monkeypatch.setattr(dumps, "MAX_LINE_BYTES", cap)
+        monkeypatch.setattr(dumps, "READ_CHUNK", rng.choice([1, 7, 64, 4096]))
+        lines = [
+            bytes(rng.choice(b"ab{} \r") for _ in range(rng.randrange(rng.choice([4, 60]))))
+            for _ in range(rng.randrange(40))
+        ]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n", b" ", b"\n\n"])
+        expected = data.split(b"\n")
+        if not expected[-1].strip():
+            expected.pop()
+        expected = [line[:cap] for line in expected]
+        got, errors = read_all(data, "x_2017-01.ndjson", batch_bytes=rng.choice([1, 30, 500]))
+        assert got == expected and errors == []

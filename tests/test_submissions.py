@@ -126,3 +126,94 @@ def test_sum_mode_keeps_low_scores_for_aggregation():
     assert isinstance(LinkFilter(LinkRules(karma="sum")).apply(line(score=1)), Post)
     with pytest.raises(ValueError, match="per-post or sum"):
         LinkRules(karma="max")
+
+
+# --- apply_lines: whole-block decoding gives exactly the per-line results -----------------
+
+RULE_SETS = [
+    LinkRules(cutoff="2017-12"),
+    LinkRules(cutoff="2017-12", karma="sum"),
+    LinkRules(cutoff="2017-11", min_karma=0, keep_over_18=True),
+]
+
+
+def per_line(link_filter: LinkFilter, data: bytes, path: str, first_line: int) -> list:
+    return [
+        link_filter.apply(text, f"{path}:{first_line + index}")
+        for index, text in enumerate(data.split(b"\n"))
+        if text.strip()
+    ]
+
+
+def sample_lines(tmp_path) -> list[bytes]:
+    """Every line of the sample months (all quirks, bad JSON included), truncated month too."""
+    import io
+
+    from webtext_pipeline.links.dumps import DumpError, iter_batches
+    from webtext_pipeline.links.sample import write_sample_dumps
+
+    lines = []
+    for path in write_sample_dumps(tmp_path):
+        for item in iter_batches(io.BytesIO(path.read_bytes()), str(path)):
+            if not isinstance(item, DumpError):
+                lines.extend(item.lines)
+    return lines
+
+
+@pytest.mark.parametrize("rules", RULE_SETS, ids=["default", "sum", "loose"])
+def test_apply_lines_matches_apply_on_every_quirk(tmp_path, rules):
+    from webtext_pipeline.links import submissions
+
+    link_filter = LinkFilter(rules)
+    lines = sample_lines(tmp_path)
+    bad = {b'{"id": "broken", "url": "https://oops.com/", "score": 5', b"[1, 2, 3]"}
+    assert bad <= set(lines)
+    decodable = [text for text in lines if text not in bad]
+    cases = {
+        "all quirks, bad lines too": lines,
+        "every quirk that decodes (block path throughout)": decodable,
+        "a bad line in the middle of one group": decodable[:40] + [b"[1, 2, 3]"] + decodable[40:],
+        "blank lines (line numbers must hold)": decodable[:10] + [b"", b"  "] + decodable[10:50],
+        "crlf line ends": [text + b"\r" for text in decodable[:70]],
+        "two records on a line, a blank line to make up the count": (
+            decodable[:5] + [decodable[5] + decodable[6], b""] + decodable[7:40]
+        ),
+        "one record over two lines, two on another": (
+            [decodable[0].replace(b',"url"', b'\n,"url"', 1), decodable[1] + b" " + decodable[2]]
+            + decodable[3:40]
+        ),
+        "leading and trailing spaces": [b" " + text + b" " for text in decodable[:40]],
+        "short block": decodable[:3],
+        "exactly one group": decodable[: submissions.DECODE_GROUP],
+    }
+    assert submissions._plain_line_ends(b"\n".join(decodable)) is not None
+    for name, block_lines in cases.items():
+        data = b"\n".join(block_lines)
+        for first_line in (1, 1001):
+            got = link_filter.apply_lines(data, "RS_x.zst", first_line)
+            assert got == per_line(link_filter, data, "RS_x.zst", first_line), name
+    # ... and the decodable quirks really took the block path: no line went through `apply`.
+    expected = per_line(link_filter, b"\n".join(decodable), "RS_x.zst", 1)
+    link_filter.apply = None  # an instance attribute: calling it would fail
+    assert link_filter.apply_lines(b"\n".join(decodable), "RS_x.zst", 1) == expected
+
+
+def test_apply_lines_matches_apply_across_batches_of_a_truncated_file(tmp_path):
+    """Small batches of each sample month (the 2017-10 one is truncated): the
+    block path and the per-line path give identical results, line numbers included."""
+    import io
+
+    from webtext_pipeline.links.dumps import DumpError, iter_batches
+    from webtext_pipeline.links.sample import write_sample_dumps
+
+    link_filter = LinkFilter(LinkRules(cutoff="2017-12"))
+    for path in write_sample_dumps(tmp_path):
+        errors = []
+        for batch_bytes in (1, 5000, 1 << 20):
+            for item in iter_batches(io.BytesIO(path.read_bytes()), str(path), batch_bytes):
+                if isinstance(item, DumpError):
+                    errors.append(str(item))
+                    continue
+                expected = per_line(link_filter, item.data, item.path, item.first_line)
+                assert link_filter.apply_lines(item.data, item.path, item.first_line) == expected
+        assert bool(errors) == path.name.startswith("RS_2017-10")

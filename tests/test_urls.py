@@ -93,7 +93,8 @@ from hypothesis import strategies as st  # noqa: E402
 _PIECES = st.sampled_from(
     ["http://", "https://", "HTTP://", "www.", "Example", ".com", ".co.uk", "news", ":80", ":443",
      ":8080", ":0080", ":99999", "/", "a", "B", "%7e", "%20", "~", "..", ".pdf", "?", "q=1", "&",
-     "utm_source=x", "#", "frag", " ", "ü", "-", "_", "123", "1.2.3.4", "[::1]", "//", "@", ";"]
+     "utm_source=x", "#", "frag", " ", "ü", "-", "_", "123", "1.2.3.4", "[::1]", "//", "@", ";",
+     "?v=abc", "&t=42", "&ref=y", "=", "+", "b=", "&&", "Q=%41", "FBCLID=1", "?x=1&a=2"]
 )
 
 
@@ -109,7 +110,9 @@ def test_plain_fast_path_agrees_with_the_general_path(url):
 @pytest.mark.parametrize(
     "url",
     ["https://Example.com/a/b/", "http://www.x.org:80/p.PDF#x", "https://a.b.co.uk:8080",
-     "http://x.org/~u/(1)/", "HTTPS://WWW.X.ORG", "http://x.org:0443/", "https://x.org/#/route"],
+     "http://x.org/~u/(1)/", "HTTPS://WWW.X.ORG", "http://x.org:0443/", "https://x.org/#/route",
+     "https://www.youtube.com/watch?v=dQw4w9WgXcQ&feature=share&t=42", "http://x.org/?",
+     "http://x.org?b=2&a=1&utm_source=rss#top", "http://x.org/p?=v&k="],
 )
 def test_fast_path_is_taken_and_agrees(url):
     assert urls._plain_parts(url) is not None
