@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs import progress, stage_state
+from beam_jobs import progress
 from beam_jobs.files import InputError, join
 from beam_jobs.parquet_inputs import count_rows, list_parquet
 from beam_jobs.row_stage import NAMESPACE, StageSpec, StageSummary, run_row_stage
@@ -195,12 +195,4 @@ def run_extract(
         },
         input_columns=list(FETCHED_SCHEMA.names),
     )
-    summary = run_row_stage(spec, ExtractAndClean(extract_config, clean_config, core), options)
-    if not summary.balanced:
-        # Never leave an unbalanced stage marked reusable.
-        stage_state.clear_outputs([join(output_dir, stage_state.STAGE_FILE)])
-        raise RuntimeError(
-            f"extract stage: {summary.rows_in} in ≠ {summary.rows_out} kept + "
-            f"{sum(summary.rejects.values())} rejected"
-        )
-    return summary
+    return run_row_stage(spec, ExtractAndClean(extract_config, clean_config, core), options)

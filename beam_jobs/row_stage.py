@@ -160,5 +160,10 @@ def run_row_stage(
         seconds=round(time.monotonic() - started, 3),
         fingerprint=expected,
     )
+    if not summary.balanced:  # checked before the marker: an unbalanced stage is never reused
+        raise RuntimeError(
+            f"{spec.name} stage: {summary.rows_in} in ≠ {summary.rows_out} out + "
+            f"{sum(summary.rejects.values())} rejected"
+        )
     stage_state.mark_complete(spec.marker_dir, expected, summary.as_dict())
     return summary
