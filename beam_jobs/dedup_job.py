@@ -46,6 +46,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import stage_state
 from beam_jobs.files import InputError, join, write_bytes_atomic
+from beam_jobs.new_pipeline import new_pipeline
 from beam_jobs.parquet_inputs import footer, list_parquet
 from beam_jobs.row_stage import count_parquet_rows, reject_reasons
 from beam_jobs.sharded_parquet import WriteSortedShards, shard_name, shard_of, table_bytes
@@ -544,7 +545,7 @@ def run_dedup(
     )
     metadata = {f"webtext.dedup.{k}": str(v) for k, v in params.fingerprint().items()}
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     docs = (
         pipeline
         | "InputFiles" >> beam.Create([path for path, _size, _mtime in files])

@@ -46,6 +46,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import stage_state
 from beam_jobs.files import join
+from beam_jobs.new_pipeline import new_pipeline
 from beam_jobs.options import check_remote_paths, is_dry_run, is_local
 
 ORDER = ("links", "fetch", "extract", "dedup", "shards")
@@ -371,7 +372,7 @@ def run_remote_build(plan, log: Callable[[str], None] = _say) -> dict:
         f"{layout.docs_shards} docs shard(s)")
     if not dry_run:
         _clear(plan.out)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     add_build_transforms(pipeline, plan, layout)
     proto = pipeline.to_runner_api()
     transforms = len(proto.components.transforms)

@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from beam_jobs import stage_state
 from beam_jobs.files import join
 from beam_jobs.links_job import NAMESPACE, RECORDS_READ, ExtractLinks, write_links, write_rejects
+from beam_jobs.new_pipeline import new_pipeline
 from beam_jobs.options import is_local
 from webtext_pipeline.links.submissions import LinkRules
 
@@ -133,7 +134,7 @@ def run_links(
     )
     started = time.monotonic()
     shards = shard_counts(files)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     paths = [path for path, _ in files]
     spread = not is_local(options)
     build_links_pipeline(pipeline, paths, rules, out, shards, spread_lines=spread)

@@ -23,6 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import progress, stage_state
 from beam_jobs.files import join
+from beam_jobs.new_pipeline import new_pipeline
 from beam_jobs.sharded_parquet import ROW_GROUP_ROWS, WriteSortedShards
 from webtext_pipeline.records import REJECTS_SCHEMA
 
@@ -135,7 +136,7 @@ def run_row_stage(
         [join(spec.marker_dir, stage_state.STAGE_FILE), join(spec.output_dir, "*"), rejects_glob]
     )
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     rows = (
         pipeline
         | "Read" >> beam.io.ReadFromParquet(spec.input_pattern, columns=spec.input_columns)

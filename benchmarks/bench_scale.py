@@ -19,8 +19,11 @@ folder; a stage's wall time runs from its "build: STAGE …" line to its "done
 in" line, and the process tree's RSS is sampled every 50 ms and charged to the
 stage running then: "peak/worker" is the largest single process (the
 in_memory runner, one multi_processing worker, or one extraction child),
-"peak tree" sums the tree. Per-stage figures are printed as Markdown tables
-ready for docs/scaling.md.
+"peak tree" sums the tree. The split table separates the build process (the
+driver, and on the DirectRunner the runner that holds every PCollection and
+shuffle: Dataflow's shuffle service) from its largest child (with
+multi_processing, an SDK worker: what a Dataflow worker would hold). Per-stage
+figures are printed as Markdown tables ready for docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -217,6 +220,8 @@ def run_build(argv: list[str]) -> dict[str, dict]:
                     sizes = [_rss(pid) for pid in _tree(proc.pid)]
                     peak = stages[stage]
                     peak["one"] = max(peak["one"], max(sizes, default=0))
+                    peak["runner"] = max(peak["runner"], sizes[0] if sizes else 0)
+                    peak["child"] = max(peak["child"], max(sizes[1:], default=0))
                     peak["tree"] = max(peak["tree"], sum(sizes))
                     peak["procs"] = max(peak["procs"], len(sizes))
                 time.sleep(0.05)
@@ -229,13 +234,15 @@ def run_build(argv: list[str]) -> dict[str, dict]:
             if line.startswith("build: ") and len(words) >= 3 and words[1] in STAGES:
                 stage = words[1]
                 if words[2] == "…":
-                    stages[stage] = {"one": 0, "tree": 0, "procs": 0,
+                    stages[stage] = {"one": 0, "tree": 0, "procs": 0, "runner": 0, "child": 0,
                                      "started": time.perf_counter()}
                     current[0] = stage
                 elif words[2] in ("done", "reused"):
                     stages[stage]["wall"] = time.perf_counter() - stages[stage].pop("started")
                     print(f"    {stage}: {stages[stage]['wall']:.1f} s, peak/worker "
-                          f"{fmt_mib(stages[stage]['one'])}", flush=True)
+                          f"{fmt_mib(stages[stage]['one'])} (build process "
+                          f"{fmt_mib(stages[stage]['runner'])}, largest child "
+                          f"{fmt_mib(stages[stage]['child'])})", flush=True)
                     current[0] = None
         proc.wait()
         sampler.join()
@@ -304,6 +311,12 @@ def main() -> None:
                  *(fmt_mib(r["stages"][s]["one"]) for s in STAGES)] for r in results]
     print_table("Peak RSS of the largest single process, per stage",
                 ["submissions", "workers", *STAGES], mem_rows)
+    split_rows = [[f"{r['facts']['submissions']:,}", r["workers"],
+                   *(f"{fmt_mib(r['stages'][s]['runner'])} / {fmt_mib(r['stages'][s]['child'])}"
+                     for s in STAGES)] for r in results]
+    print_table("Peak RSS per stage: build process (driver + the local runner's PCollections"
+                " and shuffles) / largest child (a multi_processing SDK worker, or the"
+                " extraction child)", ["submissions", "workers", *STAGES], split_rows)
     byte_rows = [[f"{r['facts']['pages']:,}",
                   f"{r['facts']['warc_bytes'] / r['facts']['pages']:,.0f}",
                   *(f"{r['bytes'][k] / max(1, r['facts']['pages']):,.0f}"
