@@ -125,7 +125,7 @@ def child(args: argparse.Namespace) -> None:
         open_file = getattr(sink, "_file", None) if sink is not None else None
         sizes = {
             "archive_entries": len(archive) if archive is not None else 0,
-            "archive_bytes": deep_size(getattr(archive, "_by_url", {}))
+            "archive_bytes": (archive.memory_bytes() if archive is not None else 0)
             + deep_size(getattr(archive, "_recent", {})),
             "warc_rows": len(open_file.rows) if open_file is not None else 0,
             "warc_rows_bytes": deep_size(open_file.rows) if open_file is not None else 0,

@@ -455,3 +455,15 @@ def test_a_remote_folder_without_a_store_is_a_clear_error():
     assert ArchiveStore().is_remote("gs://bucket/warc")
     with pytest.raises(RemoteArchiveError, match="gs://bucket/warc.*archive store"):
         Fetcher(make_config(warc_cache=["gs://bucket/warc"])).fetch_one("http://x.test/")
+
+
+def test_an_index_hash_collision_never_replays_another_urls_page(tmp_path, monkeypatch):
+    """Two URLs whose index keys share a hash: the record found is checked, not trusted."""
+    from webtext_pipeline.fetch import packed_index
+
+    cache = tmp_path / "sample"
+    write_sample_warc(cache / "sample-web.warc.gz")
+    stranger = "http://never-archived.example/page"
+    monkeypatch.setattr(packed_index, "key_hash", lambda key: 7)  # every key collides
+    out = run(make_config(warc_cache=[str(cache)], offline=True), [stranger])
+    assert isinstance(out[stranger], Reject) and out[stranger].reason == "not_in_archive"

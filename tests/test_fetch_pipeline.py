@@ -329,7 +329,7 @@ def _tracking_server(hosts: list[str]):
             active[host] += 1
             peak[host] = max(peak[host], active[host])
             starts[host].append(time.monotonic())
-        h.sleep(0.05)
+        h.sleep(0.5)  # longer than the per-host delay, so two overlap
         with lock:
             active[host] -= 1
         h.html("<html><head><title>c</title></head><body><p>conc</p></body></html>")
@@ -345,7 +345,7 @@ def test_per_host_politeness_holds_across_the_job(tmp_path, mode):
         urls = [web.url(f"/conc?i={i}", host=hosts[i % 3]) for i in range(36)]
         links = write_links(tmp_path / "links", urls, files=3)
         out = str(tmp_path / "out")
-        config = make_config(per_host_concurrency=2, per_host_delay=0.05, concurrency=8,
+        config = make_config(per_host_concurrency=2, per_host_delay=0.2, concurrency=8,
                              respect_robots=False, deadline=10.0, read_timeout=5.0,
                              warc_dir=os.path.join(out, "warc"))
         flags = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -357,8 +357,9 @@ def test_per_host_politeness_holds_across_the_job(tmp_path, mode):
     assert max(peak.values()) == 2, dict(peak)  # the limit was reached, never passed
     for host, times in starts.items():
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        # seen at the server, so with some jitter: at least half the delay, never two at once
-        assert min(gaps) >= 0.025, (host, min(gaps))
+        # seen at the server, so with some jitter (a loaded CI machine delays arrivals by
+        # tens of ms): at least half the delay, never two at once
+        assert min(gaps) >= 0.1, (host, min(gaps))
 
 
 # --- unit checks ------------------------------------------------------------------------

@@ -344,3 +344,36 @@ def test_archive_index_keeps_what_it_loaded_and_only_the_newest_fetches():
     assert len(index) == 4
     index.remember("https://cache.example/old", at(9))  # a refetch shadows the loaded entry
     assert index.get("https://cache.example/old").offset == 9
+
+
+def test_packed_locations_keep_the_newest_capture_per_url():
+    from webtext_pipeline.fetch.packed_index import PackedLocations
+
+    packed = PackedLocations()
+    packed.add("https://a.example/", "d", "b.warc.gz", 10, 5, 200, "2017-12-01T00:00:00Z")
+    packed.add("https://a.example/", "d", "a.warc.gz", 20, 5, 404, "2018-01-01T00:00:00Z")
+    packed.add("https://b.example/", "d", "a.warc.gz", 30, 5, 200, "2018-01-01T00:00:00Z")
+    assert packed.get("https://a.example/").status == 404  # the newer capture
+    assert packed.get("https://c.example/") is None
+    # same capture time: the later file name wins, then the later offset
+    packed.add("https://b.example/", "d", "c.warc.gz", 1, 5, 301, "2018-01-01T00:00:00Z")
+    packed.add("https://b.example/", "d", "c.warc.gz", 9, 5, 302, "2018-01-01T00:00:00Z")
+    found = packed.get("https://b.example/")
+    assert (found.warc_file, found.offset, found.status) == ("c.warc.gz", 9, 302)
+    assert found.fetched_at == "2018-01-01T00:00:00Z"
+    assert len(packed) == 2
+    # an older capture added later does not replace a newer one
+    packed.add("https://a.example/", "d", "z.warc.gz", 0, 5, 200, "2016-01-01T00:00:00Z")
+    assert packed.get("https://a.example/").warc_file == "a.warc.gz"
+
+
+def test_packed_locations_cost_tens_of_bytes_per_url():
+    from webtext_pipeline.fetch.packed_index import PackedLocations
+
+    packed = PackedLocations()
+    for n in range(20_000):
+        packed.add(f"https://site{n % 50}.example/page/{n}", "cache", f"f{n // 5000}.warc.gz",
+                   n * 100, 100, 200, "2017-12-01T00:00:00Z")
+    assert len(packed) == 20_000
+    assert packed.nbytes() / 20_000 <= 40
+    assert packed.get("https://site7.example/page/12357").offset == 1_235_700

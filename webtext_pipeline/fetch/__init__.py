@@ -16,7 +16,7 @@ remote archive folders are reached: an injected ArchiveStore), `fetcher` (the
 scheduler that ties them together).
 """
 
-from webtext_pipeline.fetch.archive import ArchivedAt, ArchiveIndex, read_response, recover_orphans
+from webtext_pipeline.fetch.archive import ArchiveIndex, read_response, recover_orphans
 from webtext_pipeline.fetch.config import DEFAULT_USER_AGENT, FetchConfig
 from webtext_pipeline.fetch.fetcher import (
     FETCHED_COLUMNS,
@@ -26,6 +26,7 @@ from webtext_pipeline.fetch.fetcher import (
     FetchOutput,
     fetched_row,
 )
+from webtext_pipeline.fetch.location import ArchivedAt
 from webtext_pipeline.fetch.store import ArchiveStore, RemoteArchiveError
 
 __all__ = [

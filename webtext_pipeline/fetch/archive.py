@@ -5,9 +5,10 @@ each directory's `index/*.parquet` and, for a WARC with no index of ours
 (a Common Crawl file, the sample web, a crashed run's `.open` file), by
 scanning it with warcio's ArchiveIterator. A scanned finished WARC gets its
 index written next to it when the directory is writable, so the scan happens
-once. The map holds every URL of the cache in memory (~200 B a URL); at the
-scale of the full corpus the Beam layer should instead join links with the
-index files and hand each worker only its URLs' locations.
+once. The map holds every URL of the cache in memory, packed (38 B a URL:
+1.6 GB for 45M URLs, see `packed_index`); at the scale of the full corpus the
+Beam layer could instead join links with the index files and hand each worker
+only its URLs' locations.
 
 Remote folders (gs://, s3://: `store.is_remote(directory)`) are read through
 the injected `ArchiveStore` (see `store`): their `index/*.parquet` and WARC
@@ -29,7 +30,6 @@ import os
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +37,8 @@ import pyarrow.parquet as pq
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 
+from webtext_pipeline.fetch.location import ArchivedAt
+from webtext_pipeline.fetch.packed_index import PackedLocations
 from webtext_pipeline.fetch.response import StoredResponse
 from webtext_pipeline.fetch.store import LOCAL, ArchiveStore, base_name
 from webtext_pipeline.fetch.urls import BadUrl, normalize_url
@@ -51,25 +53,6 @@ from webtext_pipeline.fetch.warc import (
 log = logging.getLogger(__name__)
 
 WARC_SUFFIXES = (".warc.gz", ".warc")
-
-
-@dataclass(frozen=True)
-class ArchivedAt:
-    """Where one URL's response record is."""
-
-    directory: str
-    warc_file: str
-    offset: int
-    length: int
-    status: int
-    fetched_at: str
-    # A record this process wrote for a remote `directory`: the local staging folder
-    # that holds its file until it is published (read there first).
-    staged: str | None = None
-
-    @property
-    def order(self) -> tuple[str, str, int]:
-        return (self.fetched_at, self.warc_file, self.offset)
 
 
 # Responses archived by this process that stay indexed in memory (~0.5 KB each).
@@ -88,20 +71,22 @@ class ArchiveIndex:
     """URL -> ArchivedAt, for every response in a set of archive directories.
 
     What was loaded at start (the caches, and OUT/warc from earlier runs) is kept
-    whole; responses this process archives afterwards go to a bounded recent set
-    (`recent_limit`, least recently archived dropped first), so a worker's memory
-    stays flat in the number of URLs it fetches. A later run finds them again in
-    the WARC index files.
+    whole, packed (`PackedLocations`, 38 B a URL); responses this process archives
+    afterwards go to a bounded recent set (`recent_limit`, least recently archived
+    dropped first), so a worker's memory stays flat in the number of URLs it
+    fetches. A later run finds them again in the WARC index files.
     """
 
     def __init__(self, recent_limit: int = RECENT_LIMIT) -> None:
-        self._by_url: dict[str, ArchivedAt] = {}
+        self._loaded = PackedLocations()
         self._recent: OrderedDict[str, ArchivedAt] = OrderedDict()
         self.recent_limit = recent_limit
         self.scanned: list[str] = []  # WARC files indexed by scanning (for logs and tests)
 
     def __len__(self) -> int:
-        return len(self._by_url.keys() | self._recent.keys())
+        return len(self._loaded) + sum(
+            1 for key in self._recent if self._loaded.get(key) is None
+        )
 
     def __contains__(self, url: str) -> bool:
         return self.get(url) is not None
@@ -110,7 +95,14 @@ class ArchiveIndex:
         """Where `url` is archived; `normal` when it is already in normal form (faster)."""
         key = url if normal else archive_key(url)
         where = self._recent.get(key)
-        return where if where is not None else self._by_url.get(key)
+        if where is not None:
+            return where
+        loaded = self._loaded.get(key)
+        return loaded
+
+    def memory_bytes(self) -> int:
+        """What the loaded part's arrays hold (the recent set is bounded separately)."""
+        return self._loaded.nbytes()
 
     def remember(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
         """A response this process just archived (kept among the `recent_limit` newest)."""
@@ -121,16 +113,16 @@ class ArchiveIndex:
             self._recent.popitem(last=False)
 
     def add(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
+        """A response found in an archive directory (the newest capture of a URL wins)."""
         key = url if normal else archive_key(url)
-        old = self._by_url.get(key)
-        if old is None or where.order >= old.order:
-            self._by_url[key] = where
+        self._loaded.add(key, where.directory, where.warc_file, where.offset, where.length,
+                         where.status, where.fetched_at)
 
     def add_rows(self, directory: str, rows: Iterable[dict]) -> None:
         for row in rows:
-            self.add(row["url"], ArchivedAt(directory, row["warc_file"], int(row["offset"]),
-                                            int(row["length"]), int(row["status"]),
-                                            str(row["fetched_at"])))
+            self._loaded.add(archive_key(row["url"]), directory, row["warc_file"],
+                             int(row["offset"]), int(row["length"]), int(row["status"]),
+                             str(row["fetched_at"]))
 
     @classmethod
     def load(cls, directories: Iterable[str], write_missing: bool = True,
