@@ -6,7 +6,7 @@ each directory's `index/*.parquet` and, for a WARC with no index of ours
 scanning it with warcio's ArchiveIterator. A scanned finished WARC gets its
 index written next to it when the directory is writable, so the scan happens
 once. The map holds every URL of the cache in memory, packed (38 B a URL:
-1.6 GB for 45M URLs, see `packed_index`); at the scale of the full corpus the
+~1.7 GB for 45M URLs, see `packed_index`); at the scale of the full corpus the
 Beam layer could instead join links with the index files and hand each worker
 only its URLs' locations.
 
@@ -95,10 +95,7 @@ class ArchiveIndex:
         """Where `url` is archived; `normal` when it is already in normal form (faster)."""
         key = url if normal else archive_key(url)
         where = self._recent.get(key)
-        if where is not None:
-            return where
-        loaded = self._loaded.get(key)
-        return loaded
+        return where if where is not None else self._loaded.get(key)
 
     def memory_bytes(self) -> int:
         """What the loaded part's arrays hold (the recent set is bounded separately)."""

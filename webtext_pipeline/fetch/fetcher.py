@@ -41,7 +41,7 @@ from typing import Any
 from requests.cookies import RequestsCookieJar
 
 from webtext_pipeline import __version__
-from webtext_pipeline.fetch.archive import ArchivedAt, ArchiveIndex, archive_key, read_response
+from webtext_pipeline.fetch.archive import ArchivedAt, ArchiveIndex, read_response
 from webtext_pipeline.fetch.client import TransportError, exchange, retry_after_seconds
 from webtext_pipeline.fetch.config import FetchConfig
 from webtext_pipeline.fetch.connection import build_session
@@ -503,7 +503,7 @@ class Fetcher:
         except Exception as exc:  # a damaged or vanished WARC: fetch the URL instead
             log.warning("cannot replay %s from %s: %s", task.url, where.warc_file, exc)
             return _Done(task, replay_failed=True)
-        if stored.url != archive_key(task.url):  # two URLs with one index hash: not ours
+        if stored.url != task.url:  # task.url is the index key: two keys shared one hash
             log.warning("index points %s to a record of %s; fetching it", task.url, stored.url)
             return _Done(task, replay_failed=True)
         task.elapsed_ms += stored.elapsed_ms

@@ -108,8 +108,8 @@ class PackedLocations:
         column = self._sorted
         directory, warc_file = self._files[int(column["file"][i])]
         return ArchivedAt(directory, warc_file, int(column["offset"][i]),
-                              int(column["length"][i]), int(column["status"][i]),
-                              capture_text(int(column["when"][i])))
+                          int(column["length"][i]), int(column["status"][i]),
+                          capture_text(int(column["when"][i])))
 
     def __len__(self) -> int:
         self._settle()
