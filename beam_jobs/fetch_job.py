@@ -301,9 +301,14 @@ def fetched_sort_key(row: dict) -> tuple:
     return (row["url"],)
 
 
+def rows_per_shard() -> int:
+    """Fetched rows per output shard: what one shard writer holds while it sorts."""
+    return max(1, min(ROWS_PER_SHARD, BYTES_PER_SHARD // EXPECTED_PAGE_BYTES))
+
+
 def layout(rows_in: int, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]:
     """Buckets, output shards and reject shards for `rows_in` link rows."""
-    per_shard = max(1, min(ROWS_PER_SHARD, BYTES_PER_SHARD // EXPECTED_PAGE_BYTES))
+    per_shard = rows_per_shard()
     return {
         "buckets": max(1, min(MAX_BUCKETS, math.ceil(rows_in / batch_size))),
         "shards": max(1, math.ceil(rows_in / per_shard)),

@@ -22,7 +22,9 @@ in_memory runner, one multi_processing worker, or one extraction child),
 "peak tree" sums the tree. The split table separates the build process (the
 driver, and on the DirectRunner the runner that holds every PCollection and
 shuffle: Dataflow's shuffle service) from its largest child (with
-multi_processing, an SDK worker: what a Dataflow worker would hold). Per-stage
+multi_processing, an SDK worker; it holds much of its whole-stage bundle, so it
+grows with the input: repro_beam_worker_memory.py, and bench_worker_memory.py
+for what a worker holds in bounded bundles). Per-stage
 figures are printed as Markdown tables ready for docs/scaling.md.
 """
 
