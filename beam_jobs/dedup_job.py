@@ -49,7 +49,13 @@ from beam_jobs.files import InputError, join, write_bytes_atomic
 from beam_jobs.new_pipeline import new_pipeline
 from beam_jobs.parquet_inputs import footer, list_parquet
 from beam_jobs.row_stage import count_parquet_rows, reject_reasons
-from beam_jobs.sharded_parquet import WriteSortedShards, shard_name, shard_of, table_bytes
+from beam_jobs.sharded_parquet import (
+    GroupWithEveryKey,
+    WriteSortedShards,
+    shard_name,
+    shard_of,
+    table_bytes,
+)
 from webtext_pipeline.dedup import documents, lsh, minhash
 from webtext_pipeline.dedup.clusters import (
     UnionFind,
@@ -415,11 +421,6 @@ class WriteDeduplicated(beam.PTransform):
     def expand(self, pcolls):
         docs, decisions = pcolls
         n = self.num_shards
-        every_shard = (
-            docs.pipeline
-            | "AllShards" >> beam.Create(range(n))
-            | "EmptyMarker" >> beam.Map(lambda index: (index, ("e", None)))
-        )
         written = (
             (
                 docs | "DocByShard" >> beam.Map(
@@ -428,10 +429,8 @@ class WriteDeduplicated(beam.PTransform):
                 decisions | "DecisionByShard" >> beam.Map(
                     lambda kv: (shard_of(repr((kv[0],)), n), ("k", kv))
                 ),
-                every_shard,
             )
-            | "Flatten" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
+            | "GroupEveryShard" >> GroupWithEveryKey(n, marker=("e", None))
             | "RouteAndWrite" >> beam.ParDo(
                 _RouteAndWriteShard(self.out_dir, self.schema, n, self.metadata)
             ).with_outputs(REJECTS, main="written")

@@ -21,8 +21,12 @@ at most `MAX_BUCKETS`): fewer, fuller batches mean more hosts per
 `fetch_many` call and so more requests in flight on a single-threaded local
 runner, while thousands of buckets let a cluster spread the work.
 
-The DoFn builds one `Fetcher` in `setup()` (loading the WARC index of the
-caches and of `warc_dir`, so a rerun replays instead of fetching), calls
+Archived URLs are replayed, not fetched. With `index_dir` (run_fetch and the
+full build pass OUT/fetch-index) the index of the caches and of `warc_dir` is
+first split by host into partition files (beam_jobs/index_partitions, a side
+input of FetchBatches so it finishes first) and each worker loads the
+partitions of the hosts it meets; without it every Fetcher loads the whole
+index at start. The DoFn builds one `Fetcher` in `setup()`, calls
 `fetch_many` per batch, finishes its WARC file in `finish_bundle` and closes
 in `teardown`. Counters (namespace "webtext"): `fetch.ok`, `fetch.<reason>`
 per reject, and `fetch.requests`, `fetch.replayed`, `fetch.retries`,
@@ -69,9 +73,10 @@ from apache_beam.transforms.timeutil import TimeDomain
 
 from beam_jobs import progress
 from beam_jobs.files import InputError, join
+from beam_jobs.index_partitions import IndexPartitions
 from beam_jobs.parquet_inputs import count_rows, list_parquet
 from beam_jobs.row_stage import NAMESPACE, StageSpec, StageSummary, run_row_stage
-from webtext_pipeline.fetch import ArchiveIndex, ArchiveStore, FetchConfig, Fetcher, recover_orphans
+from webtext_pipeline.fetch import ArchiveStore, FetchConfig, Fetcher, recover_orphans
 from webtext_pipeline.fetch.archive import WARC_SUFFIXES
 from webtext_pipeline.fetch.store import base_name
 from webtext_pipeline.fetch.urls import host_of
@@ -82,6 +87,7 @@ REJECTS = "rejects"
 FETCHED_DIR = "fetched"
 FETCHED_PREFIX = "part"
 WARC_DIR = "warc"
+INDEX_PARTITIONS_DIR = "fetch-index"  # the archive index split by host (rewritten each run)
 
 DEFAULT_BATCH_SIZE = 500  # rows per fetch_many call (a batch is held in memory, html included)
 MAX_BUCKETS = 4096
@@ -100,6 +106,7 @@ INPUT_COLUMNS = ["url", "id", "domain", "score", "n_posts", "subreddits", "creat
 RESULT_NEUTRAL_FIELDS = frozenset({
     "concurrency", "per_host_concurrency", "per_host_delay", "max_crawl_delay",
     "max_pending", "seed", "robots_cache_size", "warc_staging",
+    "index_partitions_dir", "index_partitions",
 })
 STAT_COUNTERS = ("requests", "replayed", "retries", "robots_fetches")
 
@@ -226,7 +233,7 @@ class FetchBatches(beam.DoFn):
             counter = self._counters[name] = Metrics.counter(NAMESPACE, f"{STAGE}.{name}")
         counter.inc(n)
 
-    def process(self, element: tuple[int, Iterable[dict]]) -> Iterator:
+    def process(self, element: tuple[int, Iterable[dict]], *_index_ready: int) -> Iterator:
         assert self._fetcher is not None
         _bucket, rows = element
         for out in self._fetcher.fetch_many(rows):
@@ -272,6 +279,7 @@ class FetchPages(beam.PTransform):
         num_buckets: int = 64,
         batch_size: int = DEFAULT_BATCH_SIZE,
         store: ArchiveStore | None = None,
+        index_dir: str | None = None,
     ) -> None:
         super().__init__()
         if num_buckets < 1 or batch_size < 1:
@@ -280,14 +288,21 @@ class FetchPages(beam.PTransform):
         self.store = store or FileSystemsStore()
         self.num_buckets = num_buckets
         self.batch_size = batch_size
+        self.index_dir = index_dir
 
     def expand(self, rows):
         n = self.num_buckets
+        config, ready = self.config, ()
+        if self.index_dir:  # split the archive index by host first (beam_jobs/index_partitions)
+            config = replace(config, index_partitions_dir=self.index_dir, index_partitions=n)
+            written = rows.pipeline | "IndexPartitions" >> IndexPartitions(
+                config.cache_dirs, self.index_dir, n, self.store)
+            ready = (beam.pvalue.AsSingleton(written),)
         results = (
             rows
             | "KeyByHost" >> beam.Map(lambda row: (host_bucket(row, n), row))
             | "Batch" >> beam.ParDo(BatchPerKey(self.batch_size))
-            | "FetchBatches" >> beam.ParDo(FetchBatches(self.config, self.store)).with_outputs(
+            | "FetchBatches" >> beam.ParDo(FetchBatches(config, self.store), *ready).with_outputs(
                 REJECTS, main="fetched"
             )
         )
@@ -395,17 +410,13 @@ def run_fetch(
         config = replace(config, warc_dir=join(out, WARC_DIR))
     assert config.warc_dir is not None
     store = store or FileSystemsStore()
-    local_caches = check_caches(config, store)
+    check_caches(config, store)
     if config.offline and not config.warc_cache and not _warc_listing(config.warc_dir, store):
         raise InputError(
             f"--offline: nothing to replay (no --warc-cache and no WARC files in {config.warc_dir})"
         )
     if not store.is_remote(config.warc_dir):
         recover_orphans(config.warc_dir)  # a killed run's .open files: finish and index them
-    # Index local foreign WARCs (the sample web, Common Crawl files) once, here, rather
-    # than once per worker; the workers then read the index files. (A remote folder's
-    # foreign WARCs are scanned by each worker and indexed in memory only.)
-    ArchiveIndex.load(local_caches)
     sizes = layout(rows_in, batch_size)
     spec = StageSpec(
         name=STAGE,
@@ -425,7 +436,7 @@ def run_fetch(
         row_group_rows=ROW_GROUP_ROWS,
     )
     transform = FetchPages(config, num_buckets=sizes["buckets"], batch_size=batch_size,
-                           store=store)
+                           store=store, index_dir=join(out, INDEX_PARTITIONS_DIR))
     return run_row_stage(spec, transform, options)
 
 

@@ -174,7 +174,13 @@ def add_build_transforms(pipeline: beam.Pipeline, plan, layout: BuildLayout) -> 
     from beam_jobs.dedup_job import Deduplicate, output_schema
     from beam_jobs.dedup_job import doc_sort_key as dedup_sort_key
     from beam_jobs.extract_job import ExtractAndClean, doc_sort_key
-    from beam_jobs.fetch_job import INPUT_COLUMNS, ROW_GROUP_ROWS, FetchPages, fetched_sort_key
+    from beam_jobs.fetch_job import (
+        INDEX_PARTITIONS_DIR,
+        INPUT_COLUMNS,
+        ROW_GROUP_ROWS,
+        FetchPages,
+        fetched_sort_key,
+    )
     from beam_jobs.links_job import ExtractLinks, write_links, write_rejects
     from beam_jobs.row_stage import reject_sort_key
     from beam_jobs.sharded_parquet import WriteSortedShards
@@ -215,7 +221,8 @@ def add_build_transforms(pipeline: beam.Pipeline, plan, layout: BuildLayout) -> 
     columns = [c for c in INPUT_COLUMNS if c in LINKS_SCHEMA.names]
     link_rows = _counted(links | "LinkColumns" >> beam.Map(_project(columns)), "fetch")
     fetched, fetch_rejects = link_rows | "Fetch" >> FetchPages(
-        config, num_buckets=layout.fetch_buckets, batch_size=layout.fetch_batch_size
+        config, num_buckets=layout.fetch_buckets, batch_size=layout.fetch_batch_size,
+        index_dir=join(out, INDEX_PARTITIONS_DIR),
     )
     _ = fetched | "WriteFetched" >> WriteSortedShards(
         join(out, "fetched"), "part", FETCHED_SCHEMA, layout.fetched_shards, fetched_sort_key,
@@ -280,23 +287,22 @@ def _say(line: str) -> None:
 
 
 def prepare_fetch(plan, log: Callable[[str], None] = _say):
-    """Check the fetch caches and index the local ones once here (as run_fetch does); a
-    plan whose fetch config has its WARC folder filled in. A remote OUT/warc (gs://,
-    s3://) is kept: workers stage their WARC files locally and publish them there."""
+    """Check the fetch caches (as run_fetch does); a plan whose fetch config has its WARC
+    folder filled in. A remote OUT/warc (gs://, s3://) is kept: workers stage their WARC
+    files locally and publish them there. The caches are indexed by the pipeline itself
+    (beam_jobs/index_partitions), not here."""
     import os
 
     from beam_jobs.fetch_job import FileSystemsStore, check_caches
-    from webtext_pipeline.fetch import ArchiveIndex, recover_orphans
+    from webtext_pipeline.fetch import recover_orphans
 
     config = _fetch_config(plan)
     store = FileSystemsStore()
-    local_caches = check_caches(config, store)
+    check_caches(config, store)
     if store.is_remote(str(config.warc_dir)):
         log(f"build: WARC files are staged on each worker and published to {config.warc_dir}")
     elif os.path.isdir(str(config.warc_dir)):
         recover_orphans(config.warc_dir)
-    if local_caches:
-        ArchiveIndex.load(tuple(local_caches))
     return replace(plan, fetch=config)
 
 

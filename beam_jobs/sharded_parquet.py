@@ -56,6 +56,30 @@ def table_bytes(
     return sink.getvalue()
 
 
+class GroupWithEveryKey(beam.PTransform):
+    """Keyed PCollection(s) → (key, values) for every key in range(num_keys), each with one
+    `marker` among its values, so a key with no rows still comes out (and its file is
+    written: an earlier run's file of that name never stands for this run's)."""
+
+    def __init__(self, num_keys: int, marker: object = None) -> None:
+        super().__init__()
+        self.num_keys, self.marker = num_keys, marker
+
+    def expand(self, keyed):
+        inputs = tuple(keyed) if isinstance(keyed, (tuple, list)) else (keyed,)
+        marker = self.marker
+        every_key = (
+            inputs[0].pipeline
+            | "AllShards" >> beam.Create(range(self.num_keys))
+            | "EmptyMarker" >> beam.Map(lambda index: (index, marker))
+        )
+        return (
+            (*inputs, every_key)
+            | "Flatten" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+        )
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, out_dir, prefix, schema, num_shards, sort_key, metadata,
                  row_group_rows) -> None:
@@ -96,15 +120,9 @@ class WriteSortedShards(beam.PTransform):
         keyed = rows | "KeyByShard" >> beam.Map(
             lambda row: (shard_of(repr(sort_key(row)), num_shards), row)
         )
-        every_shard = (
-            rows.pipeline
-            | "AllShards" >> beam.Create(range(num_shards))
-            | "EmptyMarker" >> beam.Map(lambda index: (index, None))
-        )
         return (
-            (keyed, every_shard)
-            | "Flatten" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
+            keyed
+            | "GroupEveryShard" >> GroupWithEveryKey(num_shards)
             | "WriteShard"
             >> beam.ParDo(
                 _WriteShard(

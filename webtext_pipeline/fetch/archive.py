@@ -6,9 +6,9 @@ each directory's `index/*.parquet` and, for a WARC with no index of ours
 scanning it with warcio's ArchiveIterator. A scanned finished WARC gets its
 index written next to it when the directory is writable, so the scan happens
 once. The map holds every URL of the cache in memory, packed (38 B a URL:
-~1.7 GB for 45M URLs, see `packed_index`); at the scale of the full corpus the
-Beam layer could instead join links with the index files and hand each worker
-only its URLs' locations.
+~1.7 GB for 45M URLs, see `packed_index`); the Beam fetch job does not load it
+on workers but splits it by host first (`partitioned_index`), from the same
+`archive_files` / `archive_file_rows` listing and reading.
 
 Remote folders (gs://, s3://: `store.is_remote(directory)`) are read through
 the injected `ArchiveStore` (see `store`): their `index/*.parquet` and WARC
@@ -28,8 +28,8 @@ import io
 import logging
 import os
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 
-from webtext_pipeline.fetch.location import ArchivedAt
+from webtext_pipeline.fetch.location import ArchivedAt, RecentLocations
 from webtext_pipeline.fetch.packed_index import PackedLocations
 from webtext_pipeline.fetch.response import StoredResponse
 from webtext_pipeline.fetch.store import LOCAL, ArchiveStore, base_name
@@ -79,8 +79,7 @@ class ArchiveIndex:
 
     def __init__(self, recent_limit: int = RECENT_LIMIT) -> None:
         self._loaded = PackedLocations()
-        self._recent: OrderedDict[str, ArchivedAt] = OrderedDict()
-        self.recent_limit = recent_limit
+        self._recent = RecentLocations(recent_limit)
         self.scanned: list[str] = []  # WARC files indexed by scanning (for logs and tests)
 
     def __len__(self) -> int:
@@ -103,11 +102,7 @@ class ArchiveIndex:
 
     def remember(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
         """A response this process just archived (kept among the `recent_limit` newest)."""
-        key = url if normal else archive_key(url)
-        self._recent[key] = where
-        self._recent.move_to_end(key)
-        if len(self._recent) > self.recent_limit:
-            self._recent.popitem(last=False)
+        self._recent.remember(url if normal else archive_key(url), where)
 
     def add(self, url: str, where: ArchivedAt, normal: bool = False) -> None:
         """A response found in an archive directory (the newest capture of a URL wins)."""
@@ -139,61 +134,78 @@ class ArchiveIndex:
         """A remote folder: its index files, and a streaming scan (kept in memory) of each
         WARC without one. An empty or missing folder holds nothing (no error: a bucket
         has no folders); the Beam layer checks `--warc-cache` folders up front."""
-        finished = {
-            name for name in map(base_name, store.list(store.join(directory, "*")))
-            if name.endswith(WARC_SUFFIXES)
-        }
-        indexed: set[str] = set()
-        for path in store.list(store.join(directory, INDEX_DIR, "*.parquet")):
-            warc_name = base_name(path)[: -len(".parquet")]
-            if warc_name not in finished:
-                continue
-            try:
-                with store.open(path) as handle:
-                    rows = pq.read_table(io.BytesIO(handle.read())).to_pylist()
-            except Exception as exc:
-                log.warning("unreadable WARC index %s (%s); scanning its WARC", path, exc)
-                continue
-            self.add_rows(directory, rows)
-            indexed.add(warc_name)
-        for name in sorted(finished - indexed):
-            path = store.join(directory, name)
-            with store.open(path) as handle:
-                rows, _end, _last = _scan_stream(handle, name, path)
-            self.scanned.append(name)
-            self.add_rows(directory, rows)
+        for file in archive_files(directory, store):
+            self._add_file(file, store, write_missing=False)
 
     def load_directory(self, directory: Path, write_missing: bool = True) -> None:
         if not directory.is_dir():
             raise FileNotFoundError(f"WARC cache directory not found: {directory}")
+        for file in archive_files(str(directory)):
+            self._add_file(file, LOCAL, write_missing)
+
+    def _add_file(self, file: ArchiveFile, store: ArchiveStore, write_missing: bool) -> None:
+        rows, scanned = archive_file_rows(file, store, write_missing)
+        if scanned:
+            self.scanned.append(file.name)
+        self.add_rows(file.directory, rows)
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """One WARC of an archive directory, and its index file when it has one."""
+
+    directory: str
+    name: str  # the file in `directory` (a crashed writer's `.open` file included)
+    warc_name: str  # the finished WARC's name, which the index rows give
+    index: str | None  # index/<warc_name>.parquet, when there is one
+
+
+def archive_files(directory: str, store: ArchiveStore = LOCAL) -> list[ArchiveFile]:
+    """The WARCs of one archive directory (not recursive), each with its index file if
+    any. Local folders also list a killed writer's `.open` files (to be scanned)."""
+    if store.is_remote(directory):
+        names = sorted(map(base_name, store.list(store.join(directory, "*"))))
+        indexes = {base_name(p) for p in store.list(store.join(directory, INDEX_DIR, "*.parquet"))}
+    else:
         names = sorted(os.listdir(directory))
-        finished = {n for n in names if n.endswith(WARC_SUFFIXES)}
-        index_dir = directory / INDEX_DIR
-        indexed: set[str] = set()
-        if index_dir.is_dir():
-            for entry in sorted(index_dir.glob("*.parquet")):
-                warc_name = entry.name[: -len(".parquet")]
-                if warc_name not in finished:
-                    continue  # its WARC was removed
-                try:
-                    rows = pq.read_table(entry).to_pylist()
-                except Exception as exc:  # a torn or foreign file: scan the WARC instead
-                    log.warning("unreadable WARC index %s (%s); scanning its WARC", entry, exc)
-                    continue
-                self.add_rows(str(directory), rows)
-                indexed.add(warc_name)
-        for name in names:
-            if name in finished and name not in indexed:
-                rows, _ = scan_warc(directory / name, name)
-                self.scanned.append(name)
-                self.add_rows(str(directory), rows)
-                if write_missing and os.access(directory, os.W_OK):
-                    write_index(directory, name, rows)
-            elif name.endswith(tuple(s + OPEN_SUFFIX for s in WARC_SUFFIXES)):
-                final = name[: -len(OPEN_SUFFIX)]
-                rows, _ = scan_warc(directory / name, final)
-                self.scanned.append(name)
-                self.add_rows(str(directory), rows)
+        index_dir = Path(directory) / INDEX_DIR
+        indexes = set(os.listdir(index_dir)) if index_dir.is_dir() else set()
+    files = []
+    open_suffixes = tuple(s + OPEN_SUFFIX for s in WARC_SUFFIXES)
+    for name in names:
+        if name.endswith(WARC_SUFFIXES):
+            index = f"{name}.parquet" if f"{name}.parquet" in indexes else None
+            files.append(ArchiveFile(directory, name, name, index and store.join(
+                directory, INDEX_DIR, index)))
+        elif name.endswith(open_suffixes) and not store.is_remote(directory):
+            files.append(ArchiveFile(directory, name, name[: -len(OPEN_SUFFIX)], None))
+    return files
+
+
+def archive_file_rows(file: ArchiveFile, store: ArchiveStore = LOCAL,
+                      write_missing: bool = True) -> tuple[list[dict], bool]:
+    """(index rows of one WARC, whether it had to be scanned). The index file is read when
+    there is a readable one; otherwise the WARC is scanned and, for a finished local WARC
+    in a writable folder (`write_missing`), its index written so the scan happens once."""
+    remote = store.is_remote(file.directory)
+    if file.index is not None:
+        try:
+            if remote:
+                with store.open(file.index) as handle:
+                    return pq.read_table(io.BytesIO(handle.read())).to_pylist(), False
+            return pq.read_table(file.index).to_pylist(), False
+        except Exception as exc:  # a torn or foreign file: scan the WARC instead
+            log.warning("unreadable WARC index %s (%s); scanning its WARC", file.index, exc)
+    path = store.join(file.directory, file.name)
+    if remote:
+        with store.open(path) as handle:
+            rows, _end, _last = _scan_stream(handle, file.warc_name, path)
+        return rows, True
+    rows, _ = scan_warc(Path(path), file.warc_name)
+    if (write_missing and file.name == file.warc_name
+            and os.access(file.directory, os.W_OK)):
+        write_index(Path(file.directory), file.warc_name, rows)
+    return rows, True
 
 
 def _target(record) -> str:  # type: ignore[no-untyped-def]

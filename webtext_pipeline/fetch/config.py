@@ -69,6 +69,11 @@ class FetchConfig:
     warc_cache: tuple[str, ...] = ()
     warc_staging: str | None = None
     offline: bool = False
+    # Where the archive index was written split by host (`partitioned_index`): set,
+    # the Fetcher loads a partition at a time from there instead of indexing every
+    # cache directory at start. The Beam fetch job writes the partitions and sets it.
+    index_partitions_dir: str | None = None
+    index_partitions: int = 0
     warc_max_bytes: int = 1 * GIB
     # A WARC file's index rows stay in memory until it is finished (~0.5 KB each), so a
     # file is also rotated after this many responses: memory stays flat in the URL count.

@@ -46,6 +46,7 @@ from webtext_pipeline.fetch.client import TransportError, exchange, retry_after_
 from webtext_pipeline.fetch.config import FetchConfig
 from webtext_pipeline.fetch.connection import build_session
 from webtext_pipeline.fetch.guard import AddressPolicy, BlockedAddress
+from webtext_pipeline.fetch.partitioned_index import PartitionedArchiveIndex
 from webtext_pipeline.fetch.politeness import HostQueues
 from webtext_pipeline.fetch.response import (
     Failure,
@@ -175,11 +176,16 @@ class Fetcher:
             return
         cfg = self.config
         self._policy = AddressPolicy(cfg.allow_private_addresses, cfg.allowed_networks)
-        self._archive = ArchiveIndex.load(
-            [d for d in cfg.cache_dirs
-             if d != cfg.warc_dir or self.store.is_remote(d) or os.path.isdir(d)],
-            store=self.store,
-        )
+        self._archive: ArchiveIndex | PartitionedArchiveIndex
+        if cfg.index_partitions_dir:
+            self._archive = PartitionedArchiveIndex(
+                cfg.index_partitions_dir, cfg.index_partitions, self.store)
+        else:
+            self._archive = ArchiveIndex.load(
+                [d for d in cfg.cache_dirs
+                 if d != cfg.warc_dir or self.store.is_remote(d) or os.path.isdir(d)],
+                store=self.store,
+            )
         self._sink: WarcSink | None = None
         if cfg.warc_dir and not cfg.offline:
             self._sink = WarcSink(cfg.warc_dir, cfg.warc_max_bytes, info={

@@ -1,0 +1,98 @@
+"""The archive index, split by host into partition files before the fetch starts.
+
+    cache dirs ─► ListArchiveFiles ─► Reshuffle ─► ReadArchiveRows ─┐ (partition, row)
+                  one element per WARC             its index rows   ├─► GroupByKey ─► WritePartition
+    an empty marker per partition (GroupWithEveryKey) ──────────────┘   part-NNNNN.parquet each
+
+Without this step every fetch worker process loaded the index of every WARC
+already archived (the caches and OUT/warc), ~1.7 GB and ~15 minutes per process
+to resume a 45M-URL build. Here the rows of all index files (and of WARCs
+without one, scanned once) are shuffled by partition, `partition_of` (crc32 of
+the URL's host, the fetch buckets' rule), and each partition is written as one
+file; the fetch workers then load a partition when they first need it
+(`webtext_pipeline.fetch.partitioned_index`). Every partition gets a file, an
+empty one included, so files left by an earlier run with the same partition
+count never answer for this one. The FetchBatches step takes this step's row
+count as a side input, which makes the runner finish it first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+
+from beam_jobs.files import join, write_bytes_atomic
+from beam_jobs.sharded_parquet import GroupWithEveryKey
+from webtext_pipeline.fetch.archive import ArchiveFile, archive_file_rows, archive_files
+from webtext_pipeline.fetch.partitioned_index import (
+    partition_bytes,
+    partition_name,
+    partition_of,
+    partition_rows,
+)
+from webtext_pipeline.fetch.store import ArchiveStore
+
+
+class ListArchiveFiles(beam.DoFn):
+    """archive directory → its WARCs (a local folder that does not exist yet: none)."""
+
+    def __init__(self, store: ArchiveStore) -> None:
+        self.store = store
+
+    def process(self, directory: str) -> Iterator[ArchiveFile]:
+        if not self.store.is_remote(directory) and not os.path.isdir(directory):
+            return
+        yield from archive_files(directory, self.store)
+
+
+class ReadArchiveRows(beam.DoFn):
+    """One WARC → (partition, partition row) for each response it holds."""
+
+    def __init__(self, store: ArchiveStore, partitions: int) -> None:
+        self.store, self.partitions = store, partitions
+
+    def process(self, file: ArchiveFile) -> Iterator[tuple[int, dict]]:
+        rows, _scanned = archive_file_rows(file, self.store)
+        for row in partition_rows(file.directory, rows):
+            yield partition_of(row["key"], self.partitions), row
+
+
+class WritePartition(beam.DoFn):
+    """(partition, rows and empty markers) → its file; yields the rows written."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+
+    def process(self, element: tuple[int, Iterable[dict | None]]) -> Iterator[int]:
+        index, rows = element
+        kept = [row for row in rows if row is not None]
+        write_bytes_atomic(join(self.out_dir, partition_name(index)), partition_bytes(kept))
+        yield len(kept)
+
+
+class IndexPartitions(beam.PTransform):
+    """PBegin → a one-element PCollection: the index rows written into `out_dir`."""
+
+    def __init__(self, directories: Iterable[str], out_dir: str, partitions: int,
+                 store: ArchiveStore) -> None:
+        super().__init__()
+        self.directories = list(directories)
+        self.out_dir, self.partitions, self.store = out_dir, partitions, store
+
+    def expand(self, pbegin):
+        partitions = self.partitions
+        rows = (
+            pbegin
+            | "ArchiveDirs" >> beam.Create(self.directories)
+            | "ListArchiveFiles" >> beam.ParDo(ListArchiveFiles(self.store))
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadArchiveRows" >> beam.ParDo(ReadArchiveRows(self.store, partitions))
+        )
+        return (
+            rows
+            | "GroupEveryPartition" >> GroupWithEveryKey(partitions)
+            | "WritePartition" >> beam.ParDo(WritePartition(self.out_dir))
+            | "IndexRows" >> beam.CombineGlobally(sum)
+        )
