@@ -79,6 +79,24 @@ class PackedLocations:
         new["status"].append(max(0, min(status, 65535)))
         new["when"].append(capture_micros(fetched_at))
 
+    def add_columns(self, files: list[tuple[str, str]], file_index: np.ndarray,
+                    hashes: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                    statuses: np.ndarray, captured_us: np.ndarray) -> None:
+        """Many entries at once, already hashed: `files` lists (directory, WARC name) pairs
+        and `file_index` points each entry at one of them (a partition file's columns)."""
+        numbers = np.empty(len(files), dtype=np.uint32)
+        for n, where in enumerate(files):
+            number = self._file_numbers.get(where)
+            if number is None:
+                number = self._file_numbers[where] = len(self._files)
+                self._files.append(where)
+            numbers[n] = number
+        columns = {"hash": hashes, "file": numbers[file_index], "offset": offsets,
+                   "length": lengths, "status": np.clip(statuses, 0, 65535), "when": captured_us}
+        for name, values in columns.items():
+            column = self._new[name]
+            column.frombytes(np.ascontiguousarray(values, dtype=column.typecode).tobytes())
+
     def _settle(self) -> None:
         """Merge what was added since the last lookup; keep the newest capture per key."""
         if not len(self._new["hash"]):

@@ -23,11 +23,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from webtext_pipeline.fetch.archive import archive_key
 from webtext_pipeline.fetch.location import ArchivedAt, RecentLocations
-from webtext_pipeline.fetch.packed_index import PackedLocations
+from webtext_pipeline.fetch.packed_index import PackedLocations, capture_micros, key_hash
 from webtext_pipeline.fetch.store import LOCAL, ArchiveStore
 from webtext_pipeline.fetch.urls import host_of
 
@@ -41,6 +42,10 @@ PARTITION_SCHEMA = pa.schema([
     ("length", pa.int64()),
     ("status", pa.int32()),
     ("fetched_at", pa.string()),
+    # Precomputed when the partition is written, so a worker loads it as arrays
+    # (no per-row hashing or date parsing): the key's 64-bit hash, the capture time.
+    ("key_hash", pa.uint64()),
+    ("captured_us", pa.int64()),
 ])
 
 
@@ -60,10 +65,12 @@ def partition_name(index: int) -> str:
 def partition_rows(directory: str, rows: Iterable[dict]) -> Iterator[dict]:
     """An archive directory's index rows (url, warc_file, offset, …) as partition rows."""
     for row in rows:
-        yield {"key": archive_key(row["url"]), "directory": directory,
+        key, fetched_at = archive_key(row["url"]), str(row["fetched_at"])
+        yield {"key": key, "directory": directory,
                "warc_file": row["warc_file"], "offset": int(row["offset"]),
                "length": int(row["length"]), "status": int(row["status"]),
-               "fetched_at": str(row["fetched_at"])}
+               "fetched_at": fetched_at, "key_hash": key_hash(key),
+               "captured_us": capture_micros(fetched_at)}
 
 
 def partition_bytes(rows: list[dict]) -> bytes:
@@ -128,9 +135,15 @@ class PartitionedArchiveIndex:
         data = _read_if_there(path, self.store)
         if data is None:
             return locations
-        for row in pq.read_table(io.BytesIO(data)).to_pylist():
-            locations.add(row["key"], row["directory"], row["warc_file"], row["offset"],
-                          row["length"], row["status"], row["fetched_at"])
+        table = pq.read_table(io.BytesIO(data), columns=[
+            "directory", "warc_file", "offset", "length", "status", "key_hash", "captured_us"])
+        if table.num_rows:
+            files = pc.binary_join_element_wise(
+                table["directory"], table["warc_file"], "\x00").combine_chunks().dictionary_encode()
+            locations.add_columns(
+                [tuple(name.split("\x00", 1)) for name in files.dictionary.to_pylist()],
+                files.indices.to_numpy(), *(table[name].to_numpy() for name in (
+                    "key_hash", "offset", "length", "status", "captured_us")))
         return locations
 
 
