@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from webtext_pipeline.fetch.archive import archive_key
+from webtext_pipeline.fetch.archive import RECENT_LIMIT, archive_key
 from webtext_pipeline.fetch.location import ArchivedAt, RecentLocations
 from webtext_pipeline.fetch.packed_index import PackedLocations, capture_micros, key_hash
 from webtext_pipeline.fetch.store import LOCAL, ArchiveStore
@@ -89,7 +89,8 @@ class PartitionedArchiveIndex:
     """
 
     def __init__(self, directory: str, partitions: int, store: ArchiveStore | None = None,
-                 cache_partitions: int = CACHE_PARTITIONS, recent_limit: int = 20_000) -> None:
+                 cache_partitions: int = CACHE_PARTITIONS, recent_limit: int = RECENT_LIMIT,
+                 ) -> None:
         if partitions < 1 or cache_partitions < 1:
             raise ValueError("partitions and cache_partitions must be >= 1")
         self.directory = directory
