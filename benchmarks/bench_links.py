@@ -63,7 +63,12 @@ from _common import (  # noqa: E402
     run_measured,
 )
 
-from webtext_pipeline.links.dumps import ZSTD_MAX_WINDOW, DumpError, iter_batches  # noqa: E402
+from webtext_pipeline.links.dumps import (  # noqa: E402
+    ZSTD_MAX_WINDOW,
+    DumpError,
+    count_newlines,
+    iter_batches,
+)
 from webtext_pipeline.links.submissions import LinkFilter, LinkRules, Post  # noqa: E402
 
 MONTH = "2017-06"
@@ -460,10 +465,13 @@ def run_raw_decompress(path: Path) -> int:
 
 def run_batches(path: Path) -> int:
     """iter_batches alone: decompress and cut into line blocks (no per-line work)."""
-    records = 0
+    last = None
     for batch in _batches(path):
-        records += batch.line_count  # the generated months hold no blank lines
-    return records
+        last = batch
+    if last is None:
+        return 0
+    # the generated months hold no blank lines: the last block's lines end the count
+    return last.first_line + count_newlines(last.data)
 
 
 def run_split(path: Path) -> int:
