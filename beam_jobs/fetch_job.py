@@ -57,7 +57,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, replace
 from typing import Any
@@ -79,7 +78,7 @@ from beam_jobs.row_stage import NAMESPACE, StageSpec, StageSummary, run_row_stag
 from webtext_pipeline.fetch import ArchiveStore, FetchConfig, Fetcher, recover_orphans
 from webtext_pipeline.fetch.archive import WARC_SUFFIXES
 from webtext_pipeline.fetch.store import base_name
-from webtext_pipeline.fetch.urls import host_of
+from webtext_pipeline.fetch.urls import host_bucket_of
 from webtext_pipeline.records import FETCHED_SCHEMA, LINKS_SCHEMA, Reject
 
 STAGE = "fetch"
@@ -158,13 +157,7 @@ class FileSystemsStore(ArchiveStore):
 
 def host_bucket(row: dict, num_buckets: int) -> int:
     """A stable bucket for the row's host (all URLs of a host share one bucket)."""
-    url = row.get("url") or ""
-    try:
-        host = host_of(str(url))
-    except ValueError:
-        host = ""
-    key = host or str(row.get("domain") or "") or str(url)
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % num_buckets
+    return host_bucket_of(str(row.get("url") or ""), num_buckets, str(row.get("domain") or ""))
 
 
 _ROWS = userstate.BagStateSpec("rows", coders.FastPrimitivesCoder())

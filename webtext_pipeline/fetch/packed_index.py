@@ -66,14 +66,9 @@ class PackedLocations:
 
     def add(self, key: str, directory: str, warc_file: str, offset: int, length: int,
             status: int, fetched_at: str) -> None:
-        where = (directory, warc_file)
-        number = self._file_numbers.get(where)
-        if number is None:
-            number = self._file_numbers[where] = len(self._files)
-            self._files.append(where)
         new = self._new
         new["hash"].append(key_hash(key))
-        new["file"].append(number)
+        new["file"].append(self._file_number((directory, warc_file)))
         new["offset"].append(offset)
         new["length"].append(length)
         new["status"].append(max(0, min(status, 65535)))
@@ -84,18 +79,20 @@ class PackedLocations:
                     statuses: np.ndarray, captured_us: np.ndarray) -> None:
         """Many entries at once, already hashed: `files` lists (directory, WARC name) pairs
         and `file_index` points each entry at one of them (a partition file's columns)."""
-        numbers = np.empty(len(files), dtype=np.uint32)
-        for n, where in enumerate(files):
-            number = self._file_numbers.get(where)
-            if number is None:
-                number = self._file_numbers[where] = len(self._files)
-                self._files.append(where)
-            numbers[n] = number
+        numbers = np.array([self._file_number(where) for where in files], dtype=np.uint32)
         columns = {"hash": hashes, "file": numbers[file_index], "offset": offsets,
                    "length": lengths, "status": np.clip(statuses, 0, 65535), "when": captured_us}
         for name, values in columns.items():
             column = self._new[name]
             column.frombytes(np.ascontiguousarray(values, dtype=column.typecode).tobytes())
+
+    def _file_number(self, where: tuple[str, str]) -> int:
+        """The number of a (directory, WARC name) pair, given on first sight."""
+        number = self._file_numbers.get(where)
+        if number is None:
+            number = self._file_numbers[where] = len(self._files)
+            self._files.append(where)
+        return number
 
     def _settle(self) -> None:
         """Merge what was added since the last lookup; keep the newest capture per key."""

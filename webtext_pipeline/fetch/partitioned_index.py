@@ -18,7 +18,6 @@ defines their rows and reads them.
 from __future__ import annotations
 
 import io
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
@@ -30,7 +29,7 @@ from webtext_pipeline.fetch.archive import RECENT_LIMIT, archive_key
 from webtext_pipeline.fetch.location import ArchivedAt, RecentLocations
 from webtext_pipeline.fetch.packed_index import PackedLocations, capture_micros, key_hash
 from webtext_pipeline.fetch.store import LOCAL, ArchiveStore
-from webtext_pipeline.fetch.urls import host_of
+from webtext_pipeline.fetch.urls import host_bucket_of
 
 CACHE_PARTITIONS = 64
 
@@ -50,12 +49,8 @@ PARTITION_SCHEMA = pa.schema([
 
 
 def partition_of(key: str, partitions: int) -> int:
-    """A URL key's partition: crc32 of its host (as the fetch buckets), else of the key."""
-    try:
-        host = host_of(key)
-    except ValueError:
-        host = ""
-    return zlib.crc32((host or key).encode("utf-8", "surrogatepass")) % partitions
+    """A URL key's partition: its host's bucket, by the fetch buckets' own rule."""
+    return host_bucket_of(key, partitions)
 
 
 def partition_name(index: int) -> str:

@@ -8,6 +8,7 @@ keyed by it, so a live fetch and a later lookup of the same link agree.
 from __future__ import annotations
 
 import contextlib
+import zlib
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
@@ -54,6 +55,18 @@ def normalize_url(url: str) -> str:
 def host_of(url: str) -> str:
     """The politeness key: the lower-case host name (ports share their host's budget)."""
     return (urlsplit(url).hostname or "").lower()
+
+
+def host_bucket_of(url: str, buckets: int, fallback: str = "") -> int:
+    """A stable bucket (crc32, never Python's salted hash) for the URL's host; without a
+    host, for `fallback`, else for the URL itself. The fetch stage's buckets and the
+    archive index's partitions both use this rule, so one fetch batch needs one partition."""
+    try:
+        host = host_of(url)
+    except ValueError:
+        host = ""
+    key = host or fallback or url
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
 
 
 def origin_of(url: str) -> str:
