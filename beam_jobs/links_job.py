@@ -71,7 +71,9 @@ class ParseAndFilter(beam.DoFn):
 
     def process(self, batch: LineBatch) -> Iterator:
         reasons: Counter = Counter()
-        results = self.link_filter.apply_lines(batch.data, batch.path, batch.first_line)
+        results = self.link_filter.apply_lines(
+            batch.data, batch.path, batch.first_line, batch.line_ends
+        )
         read = len(results)  # one result per non-blank line
         for result in results:
             if isinstance(result, Post):

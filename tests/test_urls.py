@@ -80,6 +80,14 @@ def test_blocklist_matches_subdomains_only_on_label_boundaries():
     blocked = frozenset({"imgur.com"})
     assert urls.host_matches("i.imgur.com", blocked) == "imgur.com"
     assert urls.host_matches("notimgur.com", blocked) is None
+    assert urls.host_matches("a.b.imgur.com", blocked) == "imgur.com"
+    assert urls.host_matches("imgur.com", blocked) == "imgur.com"
+
+
+def test_blocklist_never_matches_a_bare_top_level_domain():
+    # A list line "com" must not block every .com site (an entry needs a dot to match).
+    assert urls.host_matches("example.com", frozenset({"com"})) is None
+    assert urls.host_matches("com", frozenset({"com"})) is None
 
 
 def test_path_extension():

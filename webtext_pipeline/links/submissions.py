@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -52,8 +53,10 @@ _REMOVED_URLS = ("[deleted]", "[removed]")
 DECODE_GROUP = 32
 
 
-def _plain_line_ends(data: bytes) -> np.ndarray | None:
+def _plain_line_ends(data: bytes, line_ends: np.ndarray | None = None) -> np.ndarray | None:
     """The positions of the newlines in `data`, or None unless every line is plainly one object.
+
+    `line_ends`, when the reader already found them, saves a scan of the block.
 
     `decode_lines` takes any whitespace between values (several on one line,
     one over several lines, blank lines), so a block is decoded whole only when
@@ -66,7 +69,7 @@ def _plain_line_ends(data: bytes) -> np.ndarray | None:
     if not data.startswith(b"{") or not data.endswith(b"}"):
         return None
     chars = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(chars == 10)
+    ends = np.flatnonzero(chars == 10) if line_ends is None else line_ends
     if len(ends) and not ((chars[ends - 1] == 125).all() and (chars[ends + 1] == 123).all()):
         return None
     return ends
@@ -80,9 +83,12 @@ def _decode_group(view: memoryview, lines: int) -> list[RawSubmission] | None:
     return records if len(records) == lines else None
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
-    """A submission that passed every per-record rule: one post of one link."""
+class Post(NamedTuple):
+    """A submission that passed every per-record rule: one post of one link.
+
+    A NamedTuple, like `Reject`: built ~6x faster than a frozen dataclass,
+    which was a quarter of the cost of a kept record.
+    """
 
     post_id: str
     url: str
@@ -187,7 +193,9 @@ class LinkFilter:
             return Reject(STAGE, where, "bad_json", str(exc)[:200])
         return self.check(raw, where)
 
-    def apply_lines(self, data: bytes, path: str, first_line: int = 1) -> list[Post | Reject]:
+    def apply_lines(
+        self, data: bytes, path: str, first_line: int = 1, line_ends: np.ndarray | None = None
+    ) -> list[Post | Reject]:
         """`apply` on every non-blank line of a block, in order, with the same results.
 
         `data` is lines joined by b"\\n" (a `LineBatch`'s), the first numbered
@@ -197,9 +205,10 @@ class LinkFilter:
         not decode to one record per line (a bad line, wrong types), and a
         block that is not plain (blank lines, '\\r\\n' endings), goes line by
         line through `apply`, so every reject reason, key and detail is exactly
-        the per-line one.
+        the per-line one. `line_ends` are the newline offsets in `data`
+        (`LineBatch.line_ends`), if known.
         """
-        ends = _plain_line_ends(data)
+        ends = _plain_line_ends(data, line_ends)
         if ends is None:
             return self._apply_each(data, path, first_line)
         out: list[Post | Reject] = []
@@ -234,27 +243,26 @@ class LinkFilter:
                 append(check(raw, "" if raw.id else f"{path}:{first_line + index}"))
             return
         # Most submissions end as low_score: when every rule before it passes on
-        # plain ints the outcome is known without the general `check`.
-        cutoff, min_karma = self.cutoff_ts, self.min_karma
+        # plain ints the outcome is known without the general `check`. The
+        # Reject is built by tuple.__new__ (no Python-level __new__ call).
+        cutoff, min_karma, new = self.cutoff_ts, self.min_karma, tuple.__new__
         for index, raw in enumerate(records):
-            key = raw.id
             score = raw.score
-            created = raw.created_utc
             if (
                 type(score) is int
                 and score < min_karma
-                and key
-                and type(created) is int
+                and (key := raw.id)
+                and type(created := raw.created_utc) is int
                 and created < cutoff
                 and raw.subreddit
                 and not raw.promoted
                 and not raw.removed_by_category
-                and raw.url
-                and raw.url not in _REMOVED_URLS
+                and (url := raw.url)
+                and url not in _REMOVED_URLS
             ):
-                append(Reject(STAGE, key, "low_score", str(score)))
+                append(new(Reject, (STAGE, key, "low_score", str(score))))
             else:
-                append(check(raw, "" if key else f"{path}:{first_line + index}"))
+                append(check(raw, "" if raw.id else f"{path}:{first_line + index}"))
 
     def check(self, raw: RawSubmission, where: str = "") -> Post | Reject:
         """The rules on an already-decoded submission (also used by the Reddit API source)."""
@@ -308,13 +316,13 @@ class LinkFilter:
         if extension and extension in self.extensions:
             return Reject(STAGE, key, "blocked_extension", extension)
         return Post(
-            post_id=key,
-            url=url,
-            url_key=url_key,
-            domain=domain,
-            score=score,
-            subreddit=raw.subreddit,
-            created_utc=created,
-            title=raw.title or "",
-            retrieved_on=_as_int(raw.retrieved_on) or 0,
+            key,
+            url,
+            url_key,
+            domain,
+            score,
+            raw.subreddit,
+            created,
+            raw.title or "",
+            _as_int(raw.retrieved_on) or 0,
         )

@@ -211,10 +211,10 @@ def path_extension(url_key: str) -> str:
 
 
 def host_matches(host: str, domains: frozenset[str]) -> str | None:
-    """The blocklisted domain that `host` is, or is a subdomain of, if any."""
-    labels = host.split(".")
-    for start in range(len(labels) - 1):
-        candidate = ".".join(labels[start:])
+    """The blocklisted domain that `host` is, or is a subdomain of, if any (never a bare TLD)."""
+    candidate = host
+    while "." in candidate:
         if candidate in domains:
             return candidate
+        candidate = candidate.partition(".")[2]
     return None
