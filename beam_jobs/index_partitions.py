@@ -14,6 +14,11 @@ file; the fetch workers then load a partition when they first need it
 empty one included, so files left by an earlier run with the same partition
 count never answer for this one. The FetchBatches step takes this step's row
 count as a side input, which makes the runner finish it first.
+
+A finished WARC that cannot be read to its end (`ArchiveRows.damage`) is
+listed, one "path<TAB>damage" line each, in `damaged-warcs.txt` next to the
+partitions (rewritten every run, empty when all is well): the CLI warns with
+it, because on the workers a log line would not reach the user.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import os
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs.files import join, write_bytes_atomic
+from beam_jobs.files import join, open_binary, write_bytes_atomic
 from beam_jobs.sharded_parquet import GroupWithEveryKey
 from webtext_pipeline.fetch.archive import ArchiveFile, archive_file_rows, archive_files
 from webtext_pipeline.fetch.partitioned_index import (
@@ -33,6 +39,9 @@ from webtext_pipeline.fetch.partitioned_index import (
     partition_rows,
 )
 from webtext_pipeline.fetch.store import ArchiveStore
+
+DAMAGED = "damaged"
+DAMAGED_WARCS = "damaged-warcs.txt"
 
 
 class ListArchiveFiles(beam.DoFn):
@@ -48,14 +57,18 @@ class ListArchiveFiles(beam.DoFn):
 
 
 class ReadArchiveRows(beam.DoFn):
-    """One WARC → (partition, partition row) for each response it holds."""
+    """One WARC → (partition, partition row) for each response it holds; a damaged
+    WARC also → "path<TAB>damage" on the DAMAGED output."""
 
     def __init__(self, store: ArchiveStore, partitions: int) -> None:
         self.store, self.partitions = store, partitions
 
-    def process(self, file: ArchiveFile) -> Iterator[tuple[int, dict]]:
-        rows, _scanned = archive_file_rows(file, self.store)
-        for row in partition_rows(file.directory, rows):
+    def process(self, file: ArchiveFile) -> Iterator:
+        found = archive_file_rows(file, self.store)
+        if found.damage:
+            path = self.store.join(file.directory, file.name)
+            yield beam.pvalue.TaggedOutput(DAMAGED, f"{path}\t{found.damage}")
+        for row in partition_rows(file.directory, found.rows):
             yield partition_of(row["key"], self.partitions), row
 
 
@@ -83,16 +96,38 @@ class IndexPartitions(beam.PTransform):
 
     def expand(self, pbegin):
         partitions = self.partitions
-        rows = (
+        read = (
             pbegin
             | "ArchiveDirs" >> beam.Create(self.directories)
             | "ListArchiveFiles" >> beam.ParDo(ListArchiveFiles(self.store))
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadArchiveRows" >> beam.ParDo(ReadArchiveRows(self.store, partitions))
+            .with_outputs(DAMAGED, main="rows")
+        )
+        _ = (
+            read[DAMAGED]
+            | "ListDamaged" >> beam.combiners.ToList()
+            | "WriteDamaged" >> beam.Map(write_damaged_list, self.out_dir)
         )
         return (
-            rows
+            read.rows
             | "GroupEveryPartition" >> GroupWithEveryKey(partitions)
             | "WritePartition" >> beam.ParDo(WritePartition(self.out_dir))
             | "IndexRows" >> beam.CombineGlobally(sum)
         )
+
+
+def write_damaged_list(lines: list[str], out_dir: str) -> None:
+    """The damaged WARCs, sorted, one per line (an empty file when there are none)."""
+    text = "".join(f"{line}\n" for line in sorted(lines))
+    write_bytes_atomic(join(out_dir, DAMAGED_WARCS), text.encode("utf-8"))
+
+
+def read_damaged_list(out_dir: str) -> list[str]:
+    """The lines `write_damaged_list` wrote in `out_dir`; none when it wrote no file."""
+    path = join(out_dir, DAMAGED_WARCS)
+    if not FileSystems.exists(path):
+        return []
+    with open_binary(path) as handle:
+        text = handle.read().decode("utf-8", "replace")
+    return [line for line in text.splitlines() if line]

@@ -97,7 +97,7 @@ def test_warc_files_and_index_are_complete_and_readable(server, tmp_path):
     assert indexed[server.url("/robots.txt")]["status"] == 200
     assert server.url("/private/x") not in indexed  # never requested
     assert indexed[server.url("/flaky")]["status"] == 200  # the retried 500 is not indexed
-    scanned, _ = scan_warc(warcs[0], warcs[0].name)  # a scan finds exactly the index
+    scanned = scan_warc(warcs[0], warcs[0].name).rows  # a scan finds exactly the index
     key = ("url", "warc_file", "offset", "length", "status", "fetched_at")
     assert sorted(tuple(r[k] for k in key) for r in scanned) == sorted(
         tuple(r[k] for k in key) for r in index.to_pylist())
@@ -205,6 +205,43 @@ def test_a_damaged_archive_falls_back_to_fetching(server, tmp_path):
     row = run(make_config(warc_cache=[str(tmp_path)], respect_robots=False),
               [server.url("/fine")])[server.url("/fine")]
     assert FINE_TEXT in row["html"] and server.count("/fine") == 2
+
+
+def test_damaged_warcs_are_reported_with_the_responses_before_the_damage(tmp_path):
+    """A cut download or garbage in a cache is named, not taken for an archive that simply
+    lacks those URLs; a crashed writer's `.open` file is expected to end torn."""
+    source = tmp_path / "source.warc.gz"
+    write_sample_warc(source)
+    data = source.read_bytes()
+    rows = scan_warc(source, source.name).rows
+    middle, before = rows[len(rows) // 2], rows[len(rows) // 2 - 1]
+    assert [r["url"] for r in rows].count(middle["url"]) == 1
+    plain = gzip.decompress(data)
+    (tmp_path / "plain.warc").write_bytes(plain)
+    plain_middle = scan_warc(tmp_path / "plain.warc", "plain.warc").rows[len(rows) // 2]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cut = middle["offset"] + middle["length"] // 2
+    (cache / "cut.warc.gz").write_bytes(data[:cut])
+    (cache / "torn.warc.gz").write_bytes(data[: middle["offset"] + middle["length"] - 3])
+    (cache / "garbage.warc.gz").write_bytes(b"garbage" * 10)
+    (cache / "plain.warc").write_bytes(
+        plain[: plain_middle["offset"] + plain_middle["length"] // 2])
+    (cache / "crashed.warc.gz.open").write_bytes(data[:cut])
+    for _load in range(2):  # reported again on the next load: no index is written for them
+        index = ArchiveIndex.load([str(cache)])
+        damaged = dict(line.split(": ", 1) for line in index.damaged)
+        assert sorted(damaged) == ["cut.warc.gz", "garbage.warc.gz", "plain.warc",
+                                   "torn.warc.gz"]
+        assert damaged["cut.warc.gz"].startswith(
+            f"read stopped at byte {middle['offset']} ({len(rows) // 2} responses before it)")
+        assert "Unknown archive format" in damaged["garbage.warc.gz"]
+        assert damaged["torn.warc.gz"].endswith("the last record is cut short")
+        assert damaged["plain.warc"].startswith("read stopped at byte ")
+        assert index.get(before["url"]) is not None  # what precedes the damage still serves
+        assert index.get(middle["url"]) is None  # the record cut short never does
+        written = {p.name for p in cache.glob("index/*.parquet")}
+        assert not written & {f"{name}.parquet" for name in damaged}
 
 
 def test_missing_cache_directory_is_an_error(tmp_path):
@@ -337,7 +374,7 @@ def test_recover_orphans_cuts_a_torn_last_record(tmp_path, server):
     orphan.write_bytes(data[: last["offset"] + last["length"] // 2])
     warc.unlink()
     (tmp_path / "index" / f"{warc.name}.parquet").unlink()
-    scanned, end = scan_warc(orphan, warc.name)
+    scanned, end, _error = scan_warc(orphan, warc.name)
     assert {r["url"] for r in scanned} == {r["url"] for r in rows} - {last["url"]}
     assert end == last["offset"]
     assert recover_orphans(tmp_path) == [warc.name]

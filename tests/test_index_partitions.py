@@ -38,7 +38,8 @@ def build_partitions(directories: list[str], out_dir: str, partitions: int = PAR
     options = PipelineOptions(["--runner=DirectRunner"])
     with new_pipeline(options) as pipeline:
         _ = pipeline | IndexPartitions(directories, out_dir, partitions, FileSystemsStore())
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in Path(out_dir).iterdir())
+    return sum(pq.ParquetFile(path).metadata.num_rows
+               for path in Path(out_dir).glob("part-*.parquet"))
 
 
 def replay(config: FetchConfig, urls: list[str], index=None) -> tuple[dict, object]:
@@ -65,7 +66,8 @@ def test_partitioned_replay_equals_the_whole_index_with_one_partition_in_memory(
     # every capture of the cache, each in its host's partition (the newest wins on load)
     assert rows == pq.ParquetFile(sample_cache / "index" / "sample-web.warc.gz.parquet"
                                   ).metadata.num_rows
-    assert sorted(p.name for p in parts.iterdir()) == [partition_name(i) for i in range(PARTITIONS)]
+    assert sorted(p.name for p in parts.iterdir()) == [
+        "damaged-warcs.txt", *(partition_name(i) for i in range(PARTITIONS))]
 
     pages = sample_pages()
     urls = sorted({p.url for p in pages})
@@ -98,8 +100,40 @@ def test_the_fetch_stage_writes_and_uses_the_partitions(sample_cache, tmp_path):
                         FetchConfig(warc_cache=(str(sample_cache),), offline=True),
                         PipelineOptions(["--runner=DirectRunner"]), batch_size=50)
     assert summary.rows_in == 300 and summary.rows_out == 300  # every page replayed
-    parts = sorted((out / INDEX_PARTITIONS_DIR).iterdir())
+    parts = sorted((out / INDEX_PARTITIONS_DIR).glob("part-*.parquet"))
     assert len(parts) == 6  # one per host bucket: 300 rows / 50 per batch
+    assert (out / INDEX_PARTITIONS_DIR / "damaged-warcs.txt").read_text() == ""  # none
+
+
+def test_damaged_warcs_are_listed_for_the_cli(sample_cache, tmp_path, capsys):
+    """The scan runs on workers, where a log line would not reach the user: the step lists
+    damaged WARCs in a file, and the CLI's warning names the first one."""
+    from beam_jobs.fetch_job import INDEX_PARTITIONS_DIR
+    from beam_jobs.index_partitions import read_damaged_list
+    from webtext_pipeline.cli_stages import warn_damaged_warcs
+
+    damaged_cache = tmp_path / "damaged"
+    damaged_cache.mkdir()
+    data = (sample_cache / "sample-web.warc.gz").read_bytes()
+    (damaged_cache / "cut.warc.gz").write_bytes(data[: len(data) // 2])
+    (damaged_cache / "garbage.warc.gz").write_bytes(b"garbage" * 10)
+    out = tmp_path / "out"
+    parts = out / INDEX_PARTITIONS_DIR
+    rows = build_partitions([str(sample_cache), str(damaged_cache)], str(parts))
+    whole = pq.ParquetFile(sample_cache / "index" / "sample-web.warc.gz.parquet").metadata
+    assert whole.num_rows < rows < 2 * whole.num_rows  # half of the cut copy is indexed
+    listed = read_damaged_list(str(parts))
+    assert [line.split("\t")[0] for line in listed] == [
+        str(damaged_cache / "cut.warc.gz"), str(damaged_cache / "garbage.warc.gz")]
+    assert all("\tread stopped at byte " in line for line in listed)
+    warn_damaged_warcs(str(out))
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("webtext: warning: 2 WARC file(s) in the archive could not be "
+                              f"read to their end ({damaged_cache / 'cut.warc.gz'} and 1 more)")
+    build_partitions([str(sample_cache)], str(parts))  # a clean archive: the list empties
+    assert read_damaged_list(str(parts)) == []
+    warn_damaged_warcs(str(out))
+    assert capsys.readouterr().err == ""
 
 
 def test_stale_partition_files_never_answer(sample_cache, tmp_path):

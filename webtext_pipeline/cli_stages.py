@@ -44,7 +44,25 @@ def cmd_fetch(args: argparse.Namespace, beam_flags: list[str]) -> int:
     check_out(args.out)
     summary = run_fetch(links, args.out, config, options)
     print_stage_summary(summary)
+    warn_damaged_warcs(args.out)
     return 0
+
+
+def warn_damaged_warcs(out: str) -> None:
+    """One warning line when WARCs of the archive could not be read to their end: their
+    later responses are missing from the index, which no reject row would show."""
+    from beam_jobs.fetch_job import INDEX_PARTITIONS_DIR
+    from beam_jobs.files import join
+    from beam_jobs.index_partitions import DAMAGED_WARCS, read_damaged_list
+
+    index_dir = join(out, INDEX_PARTITIONS_DIR)
+    damaged = read_damaged_list(index_dir)
+    if damaged:
+        first = damaged[0].split("\t", 1)[0]
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        print(f"webtext: warning: {len(damaged)} WARC file(s) in the archive could not be "
+              f"read to their end ({first}{more}); see {join(index_dir, DAMAGED_WARCS)}",
+              file=sys.stderr)
 
 
 # -- extract (one page, for debugging) ------------------------------------------------------
@@ -172,7 +190,7 @@ def build_plan(args: argparse.Namespace, beam_flags: list[str], argv: list[str])
 
 
 def cmd_build(args: argparse.Namespace, beam_flags: list[str], argv: list[str]) -> int:
-    from beam_jobs.build import run_build
+    from beam_jobs.build import ORDER, run_build
     from webtext_pipeline.tokenizer.bytelevel import TokenizerError
 
     plan = build_plan(args, beam_flags, argv)
@@ -181,6 +199,8 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str], argv: list[str]) 
     except TokenizerError as exc:
         raise UsageError(str(exc)) from None
     model = result.get("model")
+    if not result.get("dry_run") and ORDER.index(plan.until) >= ORDER.index("fetch"):
+        warn_damaged_warcs(args.out)
     if result.get("dry_run"):
         print(f"build: {result['transforms']} transforms in {len(result['steps'])} steps "
               "translated for the runner; nothing was submitted")

@@ -17,6 +17,12 @@ scanned as a stream and its index kept in memory only (never written into a
 folder that may be someone else's bucket), and `read_response` opens the
 WARC, seeks and reads one record.
 
+A finished WARC that cannot be read to its end (garbage, a cut download, a
+corrupt gzip member) gives the records before the damage, and the damage is
+reported (`ArchiveRows.damage`, a warning, and the Beam step's list of damaged
+WARCs) rather than passing as an archive that simply lacks those URLs. A
+crashed writer's `.open` file is expected to end torn and is not reported.
+
 When a URL occurs more than once, the latest WARC-Date wins (then file name,
 then offset): the newest capture. 429 and 5xx responses are not indexed
 (see `warc.indexable`), so a URL that only ever got those is fetched again.
@@ -31,7 +37,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pyarrow.parquet as pq
 from warcio.archiveiterator import ArchiveIterator
@@ -81,6 +87,7 @@ class ArchiveIndex:
         self._loaded = PackedLocations()
         self._recent = RecentLocations(recent_limit)
         self.scanned: list[str] = []  # WARC files indexed by scanning (for logs and tests)
+        self.damaged: list[str] = []  # "name: damage" of WARCs not readable to their end
 
     def __len__(self) -> int:
         return len(self._loaded) + sum(
@@ -144,10 +151,12 @@ class ArchiveIndex:
             self._add_file(file, LOCAL, write_missing)
 
     def _add_file(self, file: ArchiveFile, store: ArchiveStore, write_missing: bool) -> None:
-        rows, scanned = archive_file_rows(file, store, write_missing)
-        if scanned:
+        found = archive_file_rows(file, store, write_missing)
+        if found.scanned:
             self.scanned.append(file.name)
-        self.add_rows(file.directory, rows)
+        if found.damage:
+            self.damaged.append(f"{file.name}: {found.damage}")
+        self.add_rows(file.directory, found.rows)
 
 
 @dataclass(frozen=True)
@@ -182,58 +191,88 @@ def archive_files(directory: str, store: ArchiveStore = LOCAL) -> list[ArchiveFi
     return files
 
 
+class ArchiveRows(NamedTuple):
+    """What one WARC contributes to the index."""
+
+    rows: list[dict]
+    scanned: bool  # it had no readable index file, so the WARC itself was read
+    damage: str | None  # a finished WARC not readable to its end: where it stopped, and why
+
+
 def archive_file_rows(file: ArchiveFile, store: ArchiveStore = LOCAL,
-                      write_missing: bool = True) -> tuple[list[dict], bool]:
-    """(index rows of one WARC, whether it had to be scanned). The index file is read when
-    there is a readable one; otherwise the WARC is scanned and, for a finished local WARC
-    in a writable folder (`write_missing`), its index written so the scan happens once."""
+                      write_missing: bool = True) -> ArchiveRows:
+    """The index rows of one WARC. The index file is read when there is a readable one;
+    otherwise the WARC is scanned and, for a finished local WARC in a writable folder
+    (`write_missing`), its index written so the scan happens once (a damaged one's is not:
+    the next run reports the damage again)."""
     remote = store.is_remote(file.directory)
     if file.index is not None:
         try:
             if remote:
                 with store.open(file.index) as handle:
-                    return pq.read_table(io.BytesIO(handle.read())).to_pylist(), False
-            return pq.read_table(file.index).to_pylist(), False
+                    return ArchiveRows(pq.read_table(io.BytesIO(handle.read())).to_pylist(),
+                                       False, None)
+            return ArchiveRows(pq.read_table(file.index).to_pylist(), False, None)
         except Exception as exc:  # a torn or foreign file: scan the WARC instead
             log.warning("unreadable WARC index %s (%s); scanning its WARC", file.index, exc)
     path = store.join(file.directory, file.name)
-    if remote:
-        with store.open(path) as handle:
-            rows, _end, _last = _scan_stream(handle, file.warc_name, path)
-        return rows, True
-    rows, _ = scan_warc(Path(path), file.warc_name)
-    if (write_missing and file.name == file.warc_name
-            and os.access(file.directory, os.W_OK)):
-        write_index(Path(file.directory), file.warc_name, rows)
-    return rows, True
+    try:
+        if remote:
+            with store.open(path) as handle:
+                scan, _last = _scan_stream(handle, file.warc_name, path)
+        else:
+            scan = scan_warc(Path(path), file.warc_name)
+    except OSError as exc:
+        scan = WarcScan([], 0, f"cannot be opened: {exc}")
+    finished = file.name == file.warc_name
+    if scan.error is None or not finished:  # a `.open` file's torn tail is expected
+        if (finished and not remote and write_missing
+                and os.access(file.directory, os.W_OK)):
+            write_index(Path(file.directory), file.warc_name, scan.rows)
+        return ArchiveRows(scan.rows, True, None)
+    damage = f"read stopped at byte {scan.end} ({len(scan.rows)} responses before it): " \
+             f"{scan.error}"
+    log.warning("damaged WARC %s: %s", path, damage)
+    return ArchiveRows(scan.rows, True, damage)
 
 
 def _target(record) -> str:  # type: ignore[no-untyped-def]
     return (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
 
 
-def scan_warc(path: Path, warc_name: str) -> tuple[list[dict], int]:
-    """Index rows for the HTTP responses in one WARC, and the end offset of its last
-    complete record. Stops quietly at a torn tail (a crashed writer's last record)."""
+class WarcScan(NamedTuple):
+    """What a scan of one WARC found."""
+
+    rows: list[dict]  # index rows of its HTTP responses
+    end: int  # the end offset of its last complete record
+    error: str | None  # why reading stopped before the end of the file, if it did
+
+
+def scan_warc(path: Path, warc_name: str) -> WarcScan:
+    """Scan one WARC for its HTTP responses. Stops at a torn tail (a crashed writer's
+    last record, or damage) with the records before it and the reason. warcio passes
+    a gzip member cut short as a whole record, so the last one is checked here."""
     with open(path, "rb") as handle:
-        rows, end, last = _scan_stream(handle, warc_name, str(path))
-    if last is not None and str(path).endswith(".gz" + OPEN_SUFFIX):
+        scan, last = _scan_stream(handle, warc_name, str(path))
+    if last is not None and str(path).endswith((".gz", ".gz" + OPEN_SUFFIX)):
         offset, length, row = last
         if not _complete_member(path, offset, length):
-            end = offset
             if row is not None:
-                rows.remove(row)
-    return rows, end
+                scan.rows.remove(row)
+            scan = scan._replace(end=offset, error=scan.error or "the last record is cut short")
+    return scan
 
 
 def _scan_stream(
     handle: BinaryIO, warc_name: str, label: str
-) -> tuple[list[dict], int, tuple[int, int, dict | None] | None]:
+) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
     """scan_warc's reading part, over any binary stream read from its start (no seeks):
-    (rows, end of the last complete record, (offset, length, row) of the last record)."""
+    the scan, and (offset, length, row) of the last record read."""
     rows: list[dict] = []
     end = 0
     last: tuple[int, int, dict | None] | None = None
+    error = None
+    declared = None  # the last record's Content-Length
     iterator = ArchiveIterator(handle, check_digests=False)
     try:
         for record in iterator:
@@ -256,9 +295,41 @@ def _scan_stream(
                 row = None
             last = (offset, length, row)
             end = offset + length
-    except Exception as exc:  # torn gzip member / truncated record at the end
-        log.info("stopped scanning %s at offset %d: %s", label, end, exc)
-    return rows, end, last
+            declared = record.rec_headers.get_header("Content-Length") or ""
+    except Exception as exc:  # torn gzip member, truncated record, not a WARC at all
+        text = " ".join(str(exc).split())[:300]  # one printable line, for the damaged list
+        error = "".join(c if c.isprintable() else "?" for c in text) or type(exc).__name__
+    scan = WarcScan(rows, end, error)
+    if error is None:  # warcio ends quietly at a record cut short, or cut in its headers
+        plain = label.endswith((".warc", ".warc" + OPEN_SUFFIX))
+        scan, last = _check_tail(handle, scan, last, declared if plain else None)
+    if scan.error is not None:
+        log.info("stopped scanning %s at offset %d: %s", label, scan.end, scan.error)
+    return scan, last
+
+
+def _check_tail(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, dict | None] | None,
+                declared: str | None) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
+    """Compare where the records ended with the stream's size, when it can seek: bytes
+    left over (other than the blank line that ends an uncompressed WARC) mean the file
+    was cut. In an uncompressed WARC (`declared`: its last record's Content-Length) warcio
+    passes a record cut short as a shorter one: one shorter than its declared content is."""
+    if last is not None and declared is not None and (
+            not declared.isdigit() or last[1] < int(declared)):
+        offset, _length, row = last
+        if row is not None:
+            scan.rows.remove(row)
+        return scan._replace(end=offset, error="the last record is cut short"), None
+    try:
+        size = handle.seek(0, io.SEEK_END)
+        if size > scan.end:
+            handle.seek(scan.end)
+            tail = handle.read(16)
+    except (OSError, ValueError, AttributeError):
+        return scan, last
+    if size > scan.end and (size - scan.end > 16 or tail.strip()):
+        return scan._replace(error=f"{size - scan.end} bytes after the last complete record"), last
+    return scan, last
 
 
 def _complete_member(path: Path, offset: int, length: int) -> bool:
@@ -349,7 +420,7 @@ def recover_orphans(warc_dir: str | Path) -> list[str]:
         if not entry.name.endswith(".warc.gz" + OPEN_SUFFIX):
             continue
         final = entry.name[: -len(OPEN_SUFFIX)]
-        rows, end = scan_warc(entry, final)
+        rows, end, _error = scan_warc(entry, final)
         if not rows:
             entry.unlink()
             continue
