@@ -767,7 +767,7 @@ def beam_table(runs: list[tuple[str, int, list[str], Path, int]], repeats: int) 
 def child_loop(path: str) -> None:
     """Run in a fresh process: the library loop once, then print records and peak RSS."""
     baseline = max_rss_self()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     records, fates = run_filter(Path(path))
     print(
         json.dumps(
@@ -775,10 +775,60 @@ def child_loop(path: str) -> None:
                 "records": records,
                 "kept": fates["kept"],
                 "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu_started,
                 "baseline_rss": baseline,
                 "max_rss": max_rss_self(),
             }
         )
+    )
+
+
+def child_segments(path: str, segment: int) -> None:
+    """Run in a fresh process: our path over the file, CPU and page faults per `segment`
+    records (a zstd --long=31 decompressor faults in its 2 GiB window as it first fills)."""
+    import resource
+
+    link_filter = LinkFilter(LinkRules())
+    rows, records, first = [], 0, 0
+    usage, cpu = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
+
+    def close_segment() -> None:
+        nonlocal usage, cpu, first
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        rows.append({"first": first, "last": records, "cpu": time.process_time() - cpu,
+                     "sys": now.ru_stime - usage.ru_stime,
+                     "faults": now.ru_minflt - usage.ru_minflt})
+        usage, cpu, first = now, time.process_time(), records
+
+    for batch in _batches(Path(path)):
+        records += len(
+            link_filter.apply_lines(batch.data, batch.path, batch.first_line, batch.line_ends)
+        )
+        if records - first >= segment:
+            close_segment()
+    if records > first:
+        close_segment()
+    print(json.dumps(rows))
+
+
+def window_segments_table(path: Path, records: int) -> None:
+    segment = max(records // 8, 1)
+    argv = [sys.executable, __file__, "--child-segments", str(path), "--segment", str(segment)]
+    measured = run_measured(argv, interval_s=0.5).check()
+    segments = json.loads(measured.stdout.strip().splitlines()[-1])
+    print_table(
+        f"Parse+filter along one zstd --long=31 file of {records:,} records (fresh process)",
+        ["records", "CPU", "records/CPU-s", "of it kernel (sys)", "minor page faults"],
+        [
+            (
+                f"{row['first']:,}–{row['last']:,}",
+                f"{row['cpu']:.2f} s",
+                fmt_rate((row["last"] - row["first"]) / row["cpu"]),
+                f"{row['sys']:.2f} s",
+                fmt_int(row["faults"]),
+            )
+            for row in segments
+        ],
     )
 
 
@@ -797,6 +847,7 @@ def memory_table(months: list[tuple[str, Path, dict]]) -> None:
                 fmt_mib(report["max_rss"]),
                 fmt_mib(measured.peak_tree_rss),
                 fmt_rate(report["records"] / report["seconds"]),
+                fmt_rate(report["records"] / report["cpu_seconds"]),
             )
         )
         print(f"  {label}: max RSS {fmt_mib(report['max_rss'])}", flush=True)
@@ -810,6 +861,7 @@ def memory_table(months: list[tuple[str, Path, dict]]) -> None:
             "peak RSS (VmHWM)",
             "peak RSS (sampled)",
             "records/s (wall)",
+            "records/CPU-s",
         ],
         rows,
     )
@@ -839,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-window",
         action="store_true",
-        help="also measure memory on zstd --long=31 files, as Pushshift packs them",
+        help="also measure memory and speed on zstd --long=31 files, as Pushshift packs them",
     )
     parser.add_argument(
         "--lean",
@@ -852,9 +904,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also print a cProfile of the parse+filter loop (top functions)",
     )
     parser.add_argument("--child-loop", help=argparse.SUPPRESS)
+    parser.add_argument("--child-segments", help=argparse.SUPPRESS)
+    parser.add_argument("--segment", type=int, default=250_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_loop:
         child_loop(args.child_loop)
+        return 0
+    if args.child_segments:
+        child_segments(args.child_segments, args.segment)
         return 0
 
     workdir = Path(args.workdir)
@@ -931,6 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                 months.append((f"{count:,} records, zstd --long=31", long_path, long_stats))
         print("memory:", flush=True)
         memory_table(months)
+        if args.long_window:
+            window_segments_table(months[-1][1], 2 * args.records)
     return 0
 
 

@@ -266,8 +266,9 @@ def scan_warc(path: Path, warc_name: str) -> WarcScan:
 def _scan_stream(
     handle: BinaryIO, warc_name: str, label: str
 ) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
-    """scan_warc's reading part, over any binary stream read from its start (no seeks):
-    the scan, and (offset, length, row) of the last record read."""
+    """scan_warc's reading part, over any binary stream read from its start (it seeks only
+    at the end, to compare with the size): the scan, and (offset, length, row) of the last
+    record read."""
     rows: list[dict] = []
     end = 0
     last: tuple[int, int, dict | None] | None = None

@@ -22,7 +22,7 @@ import numpy as np
 import zstandard
 
 ZSTD_MAX_WINDOW = 2**31
-READ_CHUNK = 1 << 16
+READ_CHUNK = 1 << 15  # compressed; ~180 KiB out: fewer heap trims than 64 KiB (docs/benchmarks.md)
 MAX_LINE_BYTES = 16 << 20
 # A batch fits in a core's L2 cache while it is decoded, and stays under
 # glibc's mmap threshold after the first few: 4 MiB batches were fresh mmapped
