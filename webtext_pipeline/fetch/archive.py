@@ -250,16 +250,9 @@ class WarcScan(NamedTuple):
 
 def scan_warc(path: Path, warc_name: str) -> WarcScan:
     """Scan one WARC for its HTTP responses. Stops at a torn tail (a crashed writer's
-    last record, or damage) with the records before it and the reason. warcio passes
-    a gzip member cut short as a whole record, so the last one is checked here."""
+    last record, or damage) with the records before it and the reason."""
     with open(path, "rb") as handle:
-        scan, last = _scan_stream(handle, warc_name, str(path))
-    if last is not None and str(path).endswith((".gz", ".gz" + OPEN_SUFFIX)):
-        offset, length, row = last
-        if not _complete_member(path, offset, length):
-            if row is not None:
-                scan.rows.remove(row)
-            scan = scan._replace(end=offset, error=scan.error or "the last record is cut short")
+        scan, _last = _scan_stream(handle, warc_name, str(path))
     return scan
 
 
@@ -301,7 +294,9 @@ def _scan_stream(
         text = " ".join(str(exc).split())[:300]  # one printable line, for the damaged list
         error = "".join(c if c.isprintable() else "?" for c in text) or type(exc).__name__
     scan = WarcScan(rows, end, error)
-    if error is None:  # warcio ends quietly at a record cut short, or cut in its headers
+    if last is not None and label.endswith((".gz", ".gz" + OPEN_SUFFIX)):
+        scan, last = _check_last_member(handle, scan, last)
+    if scan.error is None:  # warcio ends quietly at a record cut short, or cut in its headers
         plain = label.endswith((".warc", ".warc" + OPEN_SUFFIX))
         scan, last = _check_tail(handle, scan, last, declared if plain else None)
     if scan.error is not None:
@@ -333,19 +328,28 @@ def _check_tail(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, dict | N
     return scan, last
 
 
-def _complete_member(path: Path, offset: int, length: int) -> bool:
-    """Is [offset, offset+length) one whole gzip member? (A torn last record is not.)"""
-    with open(path, "rb") as handle:
+def _check_last_member(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, dict | None]
+                       ) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
+    """warcio passes a gzip member cut short as a whole record: check that the last record
+    is one whole gzip member (when the stream can seek), else drop it."""
+    offset, length, row = last
+    try:
         handle.seek(offset)
         data = handle.read(length)
+    except (OSError, ValueError, AttributeError):
+        return scan, last
     engine = zlib.decompressobj(zlib.MAX_WBITS | 16)
     try:
         while data and not engine.eof:
             engine.decompress(data, 1 << 20)
             data = engine.unconsumed_tail
     except zlib.error:
-        return False
-    return engine.eof
+        pass
+    if engine.eof:
+        return scan, last
+    if row is not None:
+        scan.rows.remove(row)
+    return scan._replace(end=offset, error=scan.error or "the last record is cut short"), None
 
 
 def _open_staged(where: ArchivedAt) -> BinaryIO | None:
