@@ -21,9 +21,12 @@ What it measures, all in one run so the anchors sit beside our figures:
    DirectRunner: 1 worker (in_memory) at N/5 and N records, 2 workers
    (multi_processing) at N: wall time, records/s, CPU seconds of the process
    tree, and peak RSS summed over the tree.
-3. Peak RSS of the library read+parse+filter loop in a fresh process at N and
-   2N records (and, with `--long-window`, on files packed like the Pushshift
-   dumps, `zstd --long=31`): flat means memory does not grow with input size.
+3. Peak RSS and CPU per record of the library read+parse+filter loop in a
+   fresh process at N and 2N records (and, with `--long-window`, on files
+   packed like the Pushshift dumps, `zstd --long=31`): flat means memory does
+   not grow with input size. With `--long-window`, also parse+filter along
+   the 2N `--long=31` file in eighths, with the page faults of each: the
+   decompressor's 2 GiB window faults in while it first fills.
 
 The generated month is RS_2017-06.zst in --workdir (cached: reruns skip the
 generation). Its records look like Pushshift submissions of mid-2017: 36-38
