@@ -12,13 +12,15 @@ peak RSS, its extraction child included.
 
     python benchmarks/bench_worker_memory.py --scale 0.1          # 10k and 20k pages
 
-Steps: fetch (`FetchBatches`, replaying the pages from the synthetic WARC in
-batches of the stage's batch size), extract+clean (`_ExtractClean`, with its
-isolated extraction child), dedup features (`Features`: shingles, MinHash,
-the verification payload) and the fetched-shard writer (`_WriteShard`, one
-shard of the stage's size per element). The dedup joins and the link
-aggregation are GroupByKeys and combiners: the shuffle (Dataflow's service)
-holds them, not a worker. Input: bench_scale's synthetic build at each size
+Steps: links (`ReadAndFilter`: read, parse and filter one dump file per
+element, before the dedup GroupByKey), fetch (`FetchBatches`, replaying the
+pages from the synthetic WARC in batches of the stage's batch size),
+extract+clean (`_ExtractClean`, with its isolated extraction child), dedup
+features (`Features`: shingles, MinHash, the verification payload) and the
+fetched-shard writer (`_WriteShard`, one shard of the stage's size per
+element). The dedup joins and the link aggregation are GroupByKeys and
+combiners: the shuffle (Dataflow's service) holds them, not a worker.
+Input: bench_scale's synthetic build at each size
 (`webtext build --until extract`, in_memory), made once under --workdir.
 """
 
@@ -38,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fmt_mib, load_average, machine_line, print_table  # noqa: E402
 
-STEPS = ("fetch", "extract", "dedup-features", "write-shard")
+STEPS = ("links", "fetch", "extract", "dedup-features", "write-shard")
 BUNDLE_ROWS = 1_000
 
 
@@ -77,6 +79,12 @@ def run_step(step: str, build: Path, warc: Path, scratch: Path) -> int:
     from webtext_pipeline.fetch import FetchConfig
     from webtext_pipeline.records import FETCHED_SCHEMA
 
+    if step == "links":  # read+parse+filter of each dump file (warc's sibling folder)
+        from beam_jobs.links_job import ReadAndFilter
+        from webtext_pipeline.links.submissions import LinkRules
+
+        files = sorted(str(path) for path in (warc.parent / "dumps").iterdir())
+        return _run_bundles(ReadAndFilter(LinkRules()), ([path] for path in files))
     if step == "fetch":
         config = FetchConfig(warc_dir=str(scratch / "warc"), warc_cache=(str(warc),), offline=True)
         batches = enumerate(_rows(build / "links", fetch_job.DEFAULT_BATCH_SIZE,
