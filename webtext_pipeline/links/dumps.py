@@ -24,10 +24,10 @@ import zstandard
 ZSTD_MAX_WINDOW = 2**31
 READ_CHUNK = 1 << 15  # compressed; ~180 KiB out: fewer heap trims than 64 KiB (docs/benchmarks.md)
 MAX_LINE_BYTES = 16 << 20
-# A batch fits in a core's L2 cache while it is decoded, and stays under
-# glibc's mmap threshold after the first few: 4 MiB batches were fresh mmapped
-# pages each time (67k page faults per 300k lines) and made parse+filter ~25 %
-# slower (docs/benchmarks.md, "Batch size").
+# A batch fits in a core's L2 cache while it is decoded, and its memory is
+# reused from the heap: 4 MiB batches were fresh mmapped pages each time (67k
+# page faults per 300k lines) and made parse+filter ~25 % slower
+# (docs/benchmarks.md, "Cache-sized batches").
 BATCH_BYTES = 256 << 10
 DUMP_SUFFIXES = (".zst", ".xz", ".bz2", ".gz", ".json", ".ndjson", ".jsonl")
 _MONTH_RE = re.compile(r"(?:^|[^0-9])(\d{4})-(\d{2})(?:[^0-9]|$)")
