@@ -80,16 +80,30 @@ class GroupWithEveryKey(beam.PTransform):
         )
 
 
+def split_by_shard(rows: list[dict], sort_key: Callable[[dict], tuple],
+                   num_shards: int) -> Iterable[tuple[int, list[dict]]]:
+    """A list of rows → (shard, its rows) per shard present, each row where `shard_of` of
+    its sort key puts it (the same shard as one row at a time)."""
+    shards: dict[int, list[dict]] = {}
+    for row in rows:
+        shards.setdefault(shard_of(repr(sort_key(row)), num_shards), []).append(row)
+    return shards.items()
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, out_dir, prefix, schema, num_shards, sort_key, metadata,
-                 row_group_rows) -> None:
+                 row_group_rows, batched: bool = False) -> None:
         self.out_dir, self.prefix, self.schema = out_dir, prefix, schema
         self.num_shards, self.sort_key, self.metadata = num_shards, sort_key, metadata
-        self.row_group_rows = row_group_rows
+        self.row_group_rows, self.batched = row_group_rows, batched
 
-    def process(self, element: tuple[int, Iterable[dict | None]]) -> Iterable[tuple[str, int]]:
-        index, rows = element
-        kept = sorted((row for row in rows if row is not None), key=self.sort_key)
+    def process(self, element: tuple[int, Iterable]) -> Iterable[tuple[str, int]]:
+        index, values = element
+        if self.batched:  # lists of rows
+            rows = (row for value in values if value is not None for row in value)
+        else:
+            rows = (row for row in values if row is not None)
+        kept = sorted(rows, key=self.sort_key)
         path = join(self.out_dir, shard_name(self.prefix, index, self.num_shards))
         data = table_bytes(kept, self.schema, self.metadata, self.row_group_rows)
         write_bytes_atomic(path, data)
@@ -97,7 +111,12 @@ class _WriteShard(beam.DoFn):
 
 
 class WriteSortedShards(beam.PTransform):
-    """Write a PCollection of row dicts as N sorted Parquet shards; outputs (path, rows)."""
+    """Write a PCollection of row dicts as N sorted Parquet shards; outputs (path, rows).
+
+    `batched`: the elements are lists of row dicts (a DoFn's rows of one bundle or
+    batch), split by shard before the shuffle, so the runner carries one element per
+    list and shard rather than one per row; the files are the same bytes.
+    """
 
     def __init__(
         self,
@@ -108,18 +127,22 @@ class WriteSortedShards(beam.PTransform):
         sort_key: Callable[[dict], tuple],
         metadata: dict[str, str] | None = None,
         row_group_rows: int = ROW_GROUP_ROWS,
+        batched: bool = False,
     ) -> None:
         super().__init__()
         self.out_dir, self.prefix, self.schema = out_dir, prefix, schema
         self.num_shards, self.sort_key = max(1, num_shards), sort_key
         self.metadata = metadata or {}
-        self.row_group_rows = row_group_rows
+        self.row_group_rows, self.batched = row_group_rows, batched
 
     def expand(self, rows):
         num_shards, sort_key = self.num_shards, self.sort_key
-        keyed = rows | "KeyByShard" >> beam.Map(
-            lambda row: (shard_of(repr(sort_key(row)), num_shards), row)
-        )
+        if self.batched:
+            keyed = rows | "KeyByShard" >> beam.FlatMap(split_by_shard, sort_key, num_shards)
+        else:
+            keyed = rows | "KeyByShard" >> beam.Map(
+                lambda row: (shard_of(repr(sort_key(row)), num_shards), row)
+            )
         return (
             keyed
             | "GroupEveryShard" >> GroupWithEveryKey(num_shards)
@@ -127,7 +150,7 @@ class WriteSortedShards(beam.PTransform):
             >> beam.ParDo(
                 _WriteShard(
                     self.out_dir, self.prefix, self.schema, num_shards, sort_key, self.metadata,
-                    self.row_group_rows,
+                    self.row_group_rows, self.batched,
                 )
             )
         )

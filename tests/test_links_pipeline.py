@@ -132,3 +132,30 @@ def test_remote_layout_with_line_reshuffle_gives_the_same_links(tmp_path, sample
         build_links_pipeline(pipeline, files, LinkRules(), str(tmp_path), (1, 4), spread_lines=True)
     ours = (tmp_path / "links" / "part-00000-of-00001.parquet").read_bytes()
     assert ours == (links_out / "links" / "part-00000-of-00001.parquet").read_bytes()
+
+
+def test_rejects_written_as_lists_give_the_bytes_of_one_row_at_a_time(tmp_path, links_out):
+    """The links DoFns emit a batch's reject rows as one element; the shard writer must
+    put every row where it would put it alone, so the files are the same bytes."""
+    import random
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_jobs.links_job import reject_sort_key
+    from beam_jobs.new_pipeline import new_pipeline
+    from beam_jobs.sharded_parquet import WriteSortedShards
+
+    rows = [row for table in read(links_out / "rejects", "links-part-*.parquet")
+            for row in table.to_pylist()]
+    random.Random(3).shuffle(rows)
+    cuts = sorted(random.Random(4).sample(range(1, len(rows)), 40))
+    lists = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    for batched, elements in ((True, lists), (False, rows)):
+        with new_pipeline(PipelineOptions(["--runner=DirectRunner"])) as pipeline:
+            _ = (pipeline | beam.Create(elements, reshuffle=False)
+                 | WriteSortedShards(str(tmp_path / str(batched)), "part", REJECTS_SCHEMA, 3,
+                                     reject_sort_key, batched=batched))
+    written = {batched: {p.name: p.read_bytes() for p in (tmp_path / str(batched)).iterdir()}
+               for batched in (True, False)}
+    assert len(written[True]) == 3 and written[True] == written[False]
