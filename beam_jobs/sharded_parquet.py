@@ -31,6 +31,11 @@ def shard_of(key: str, num_shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % num_shards
 
 
+def row_shard(row: dict, sort_key: Callable[[dict], tuple], num_shards: int) -> int:
+    """The shard of a row: `shard_of` its sort key (one rule, one row or a list at a time)."""
+    return shard_of(repr(sort_key(row)), num_shards)
+
+
 def shard_name(prefix: str, index: int, num_shards: int) -> str:
     return f"{prefix}-{index:05d}-of-{num_shards:05d}.parquet"
 
@@ -82,11 +87,11 @@ class GroupWithEveryKey(beam.PTransform):
 
 def split_by_shard(rows: list[dict], sort_key: Callable[[dict], tuple],
                    num_shards: int) -> Iterable[tuple[int, list[dict]]]:
-    """A list of rows → (shard, its rows) per shard present, each row where `shard_of` of
-    its sort key puts it (the same shard as one row at a time)."""
+    """A list of rows → (shard, its rows) per shard present (`row_shard`, the same shard
+    as one row at a time)."""
     shards: dict[int, list[dict]] = {}
     for row in rows:
-        shards.setdefault(shard_of(repr(sort_key(row)), num_shards), []).append(row)
+        shards.setdefault(row_shard(row, sort_key, num_shards), []).append(row)
     return shards.items()
 
 
@@ -141,7 +146,7 @@ class WriteSortedShards(beam.PTransform):
             keyed = rows | "KeyByShard" >> beam.FlatMap(split_by_shard, sort_key, num_shards)
         else:
             keyed = rows | "KeyByShard" >> beam.Map(
-                lambda row: (shard_of(repr(sort_key(row)), num_shards), row)
+                lambda row: (row_shard(row, sort_key, num_shards), row)
             )
         return (
             keyed

@@ -219,7 +219,7 @@ def archive_file_rows(file: ArchiveFile, store: ArchiveStore = LOCAL,
     try:
         if remote:
             with store.open(path) as handle:
-                scan, _last = _scan_stream(handle, file.warc_name, path)
+                scan = _scan_stream(handle, file.warc_name, path)
         else:
             scan = scan_warc(Path(path), file.warc_name)
     except OSError as exc:
@@ -252,16 +252,12 @@ def scan_warc(path: Path, warc_name: str) -> WarcScan:
     """Scan one WARC for its HTTP responses. Stops at a torn tail (a crashed writer's
     last record, or damage) with the records before it and the reason."""
     with open(path, "rb") as handle:
-        scan, _last = _scan_stream(handle, warc_name, str(path))
-    return scan
+        return _scan_stream(handle, warc_name, str(path))
 
 
-def _scan_stream(
-    handle: BinaryIO, warc_name: str, label: str
-) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
+def _scan_stream(handle: BinaryIO, warc_name: str, label: str) -> WarcScan:
     """scan_warc's reading part, over any binary stream read from its start (it seeks only
-    at the end, to compare with the size): the scan, and (offset, length, row) of the last
-    record read."""
+    at the end, to check the last record and compare with the size)."""
     rows: list[dict] = []
     end = 0
     last: tuple[int, int, dict | None] | None = None
@@ -295,49 +291,54 @@ def _scan_stream(
         error = "".join(c if c.isprintable() else "?" for c in text) or type(exc).__name__
     scan = WarcScan(rows, end, error)
     if last is not None and label.endswith((".gz", ".gz" + OPEN_SUFFIX)):
-        scan, last = _check_last_member(handle, scan, last)
+        scan = _check_last_member(handle, scan, last)
     if scan.error is None:  # warcio ends quietly at a record cut short, or cut in its headers
         plain = label.endswith((".warc", ".warc" + OPEN_SUFFIX))
-        scan, last = _check_tail(handle, scan, last, declared if plain else None)
+        scan = _check_tail(handle, scan, last, declared if plain else None)
     if scan.error is not None:
         log.info("stopped scanning %s at offset %d: %s", label, scan.end, scan.error)
-    return scan, last
+    return scan
+
+
+def _drop_last(scan: WarcScan, last: tuple[int, int, dict | None]) -> WarcScan:
+    """The scan without its last record, which was cut short."""
+    offset, _length, row = last
+    if row is not None:
+        scan.rows.remove(row)
+    return scan._replace(end=offset, error=scan.error or "the last record is cut short")
 
 
 def _check_tail(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, dict | None] | None,
-                declared: str | None) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
+                declared: str | None) -> WarcScan:
     """Compare where the records ended with the stream's size, when it can seek: bytes
     left over (other than the blank line that ends an uncompressed WARC) mean the file
     was cut. In an uncompressed WARC (`declared`: its last record's Content-Length) warcio
     passes a record cut short as a shorter one: one shorter than its declared content is."""
     if last is not None and declared is not None and (
             not declared.isdigit() or last[1] < int(declared)):
-        offset, _length, row = last
-        if row is not None:
-            scan.rows.remove(row)
-        return scan._replace(end=offset, error="the last record is cut short"), None
+        return _drop_last(scan, last)
     try:
         size = handle.seek(0, io.SEEK_END)
         if size > scan.end:
             handle.seek(scan.end)
             tail = handle.read(16)
     except (OSError, ValueError, AttributeError):
-        return scan, last
+        return scan
     if size > scan.end and (size - scan.end > 16 or tail.strip()):
-        return scan._replace(error=f"{size - scan.end} bytes after the last complete record"), last
-    return scan, last
+        return scan._replace(error=f"{size - scan.end} bytes after the last complete record")
+    return scan
 
 
 def _check_last_member(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, dict | None]
-                       ) -> tuple[WarcScan, tuple[int, int, dict | None] | None]:
+                       ) -> WarcScan:
     """warcio passes a gzip member cut short as a whole record: check that the last record
     is one whole gzip member (when the stream can seek), else drop it."""
-    offset, length, row = last
+    offset, length, _row = last
     try:
         handle.seek(offset)
         data = handle.read(length)
     except (OSError, ValueError, AttributeError):
-        return scan, last
+        return scan
     engine = zlib.decompressobj(zlib.MAX_WBITS | 16)
     try:
         while data and not engine.eof:
@@ -345,11 +346,7 @@ def _check_last_member(handle: BinaryIO, scan: WarcScan, last: tuple[int, int, d
             data = engine.unconsumed_tail
     except zlib.error:
         pass
-    if engine.eof:
-        return scan, last
-    if row is not None:
-        scan.rows.remove(row)
-    return scan._replace(end=offset, error=scan.error or "the last record is cut short"), None
+    return scan if engine.eof else _drop_last(scan, last)
 
 
 def _open_staged(where: ArchivedAt) -> BinaryIO | None:
